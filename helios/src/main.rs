@@ -22,8 +22,21 @@ struct Cli {
 enum Command {
     /// Write the CRD YAML generated from the API types (or --check it is current).
     Crdgen(cmd::crdgen::Args),
+    /// Run the ingestion worker: HTTP events into Kafka.
+    Ingest(Box<helios_ingest::Args>),
     /// Print the version and the API group/version this build serves.
     Version,
+}
+
+/// Run an async subcommand on a multi-threaded runtime; errors become a message.
+fn block_on<E: std::fmt::Display>(
+    fut: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?;
+    runtime.block_on(fut).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -31,6 +44,7 @@ fn main() -> ExitCode {
     telemetry::init(cli.log_format);
     let result = match &cli.command {
         Command::Crdgen(args) => cmd::crdgen::run(args).map_err(|e| e.to_string()),
+        Command::Ingest(args) => block_on(helios_ingest::run((**args).clone())),
         Command::Version => {
             println!(
                 "helios {} (API {}/{})",

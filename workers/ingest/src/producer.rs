@@ -1,0 +1,243 @@
+//! The Kafka side: an idempotent producer (`acks=all`) whose batch send resolves only when Kafka
+//! has acknowledged every event, and the circuit breaker fed by its outcomes.
+
+use crate::breaker::{Breaker, State};
+use crate::config::Args;
+use crate::event::Event;
+use crate::metrics::Metrics;
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, ProducerContext};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Why a batch was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The breaker is open: Kafka is known to be unreachable.
+    #[error("Kafka is unreachable; retry later")]
+    Unavailable,
+    /// Kafka did not acknowledge in time or the connection failed.
+    #[error("Kafka did not acknowledge the events: {0}")]
+    Failed(String),
+    /// An event is larger than the broker accepts.
+    #[error("an event exceeds Kafka's maximum message size")]
+    TooLarge,
+}
+
+/// Shared breaker handle (the producer context trips it from librdkafka's thread).
+pub type SharedBreaker = Arc<Mutex<Breaker>>;
+
+/// librdkafka callbacks: an "all brokers down" error opens the breaker at once.
+pub struct Context {
+    breaker: SharedBreaker,
+    metrics: Metrics,
+}
+
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        ) {
+            let mut b = self.breaker.lock().unwrap_or_else(PoisonError::into_inner);
+            b.trip(Instant::now());
+            self.metrics.breaker_open.set(1);
+            warn!(%reason, "all Kafka brokers are down: circuit breaker open");
+        } else {
+            warn!(%error, %reason, "kafka client error");
+        }
+    }
+}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
+
+/// The events producer.
+pub struct EventProducer {
+    producer: FutureProducer<Context>,
+    topic: String,
+    breaker: SharedBreaker,
+    metrics: Metrics,
+    timeout: Duration,
+}
+
+impl EventProducer {
+    /// Create the producer from the worker's arguments.
+    pub fn new(args: &Args, metrics: Metrics) -> Result<Self, crate::Error> {
+        let breaker = Arc::new(Mutex::new(Breaker::new(
+            args.breaker_failures,
+            Duration::from_secs(args.breaker_retry_after_secs),
+        )));
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &args.kafka_bootstrap)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", args.linger_ms.to_string())
+            .set("batch.num.messages", "10000")
+            .set("batch.size", "1000000")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", args.produce_timeout_ms.to_string())
+            .set("queue.buffering.max.messages", "1000000")
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("reconnect.backoff.ms", "50")
+            .set("reconnect.backoff.max.ms", "1000");
+        if let Some(user) = &args.kafka_sasl_username {
+            cfg.set("sasl.username", user);
+        }
+        if let Some(pass) = &args.kafka_sasl_password {
+            cfg.set("sasl.password", pass);
+        }
+        for (k, v) in args.extra_properties()? {
+            cfg.set(k, v);
+        }
+        let context = Context {
+            breaker: breaker.clone(),
+            metrics: metrics.clone(),
+        };
+        let producer = cfg
+            .create_with_context(context)
+            .map_err(|e| crate::Error::Kafka(e.to_string()))?;
+        Ok(Self {
+            producer,
+            topic: args.topic.clone(),
+            breaker,
+            metrics,
+            timeout: args.produce_timeout(),
+        })
+    }
+
+    /// The breaker's current state.
+    pub fn breaker_state(&self) -> State {
+        self.breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .state()
+    }
+
+    /// `Retry-After` while the breaker is open.
+    pub fn retry_after(&self) -> Duration {
+        self.breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retry_after()
+    }
+
+    /// Ask a broker for the topic's metadata; closes the breaker when it answers.
+    pub async fn probe(self: &Arc<Self>, timeout: Duration) -> bool {
+        let me = self.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            me.producer
+                .client()
+                .fetch_metadata(Some(&me.topic), timeout)
+                .map(|md| {
+                    md.topics()
+                        .iter()
+                        .any(|t| t.error().is_none() && !t.partitions().is_empty())
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        let mut b = self.breaker.lock().unwrap_or_else(PoisonError::into_inner);
+        if ok {
+            if b.state() == State::Open {
+                info!("Kafka reachable again: circuit breaker closed");
+            }
+            b.on_probe_success();
+            self.metrics.breaker_open.set(0);
+        } else {
+            b.trip(Instant::now());
+            self.metrics.breaker_open.set(1);
+        }
+        ok
+    }
+
+    /// Enqueue every event (keyed by service) and wait until Kafka acknowledged all of them.
+    pub async fn send_batch(&self, events: &[Event]) -> Result<(), ProduceError> {
+        if self.breaker_state() == State::Open {
+            return Err(ProduceError::Unavailable);
+        }
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let mut pending = Vec::with_capacity(events.len());
+        let mut payload = Vec::with_capacity(256);
+        for event in events {
+            payload.clear();
+            serde_json::to_writer(&mut payload, event)
+                .map_err(|e| ProduceError::Failed(e.to_string()))?;
+            loop {
+                let record = FutureRecord::to(&self.topic)
+                    .key(event.service.as_str())
+                    .payload(payload.as_slice());
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        pending.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        // Backpressure: the local queue is full; wait for acknowledgements.
+                        if Instant::now() >= deadline {
+                            return Err(self.failed("producer queue stayed full".into()));
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err((
+                        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                        _,
+                    )) => {
+                        return Err(ProduceError::TooLarge);
+                    }
+                    Err((e, _)) => return Err(self.failed(e.to_string())),
+                }
+            }
+        }
+        self.metrics
+            .queue_depth
+            .set(i64::from(self.producer.in_flight_count()));
+        for delivery in futures::future::join_all(pending).await {
+            match delivery {
+                Ok(Ok(_)) => {}
+                Ok(Err((
+                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                    _,
+                ))) => {
+                    return Err(ProduceError::TooLarge);
+                }
+                Ok(Err((e, _))) => return Err(self.failed(e.to_string())),
+                Err(_) => return Err(self.failed("delivery canceled".into())),
+            }
+        }
+        self.metrics
+            .produce_latency
+            .observe(started.elapsed().as_secs_f64());
+        self.breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .on_success();
+        self.metrics.breaker_open.set(0);
+        Ok(())
+    }
+
+    fn failed(&self, reason: String) -> ProduceError {
+        let mut b = self.breaker.lock().unwrap_or_else(PoisonError::into_inner);
+        b.on_failure(Instant::now());
+        if b.state() == State::Open {
+            self.metrics.breaker_open.set(1);
+        }
+        warn!(%reason, "produce failed");
+        ProduceError::Failed(reason)
+    }
+
+    /// Wait up to `timeout` for every queued message to be acknowledged.
+    pub fn flush(&self, timeout: Duration) -> Result<(), crate::Error> {
+        self.producer
+            .flush(timeout)
+            .map_err(|e| crate::Error::Kafka(e.to_string()))
+    }
+}

@@ -1,0 +1,222 @@
+//! No loss across a broker restart under load: numbered events are sent while the real broker
+//! is stopped and started again; afterwards every event that got a 2xx is in the topic exactly
+//! once. This test stops the shared broker, so it lives alone in its own test binary.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failure with a message
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+fn stack_cmd(env: &helios_e2e::StackEnv, action: &str) {
+    let status = Command::new(helios_e2e::repo_root().join("e2e").join("stack"))
+        .args([action, "kafka"])
+        .env("STACK_DIR", env.get("STACK_DIR").unwrap())
+        .status()
+        .expect("e2e/stack runs");
+    assert!(status.success(), "e2e/stack {action} kafka failed");
+}
+
+#[derive(Default)]
+struct Tally {
+    acked: BTreeSet<u64>,
+    refused: BTreeSet<u64>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_a_broker_restart_exactly_once() {
+    let env = stack();
+    let topic = create_topic(&env, 3).await;
+    let mut a = args(env.get("KAFKA_BOOTSTRAP").unwrap(), &topic);
+    a.produce_timeout_ms = 8000;
+    let server = start(a).await;
+    let url = server.url();
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+
+    // Four senders, batches of 20 numbered events, never retried (so a 2xx maps to one try).
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (client, url, next, stop, tally) = (
+            client.clone(),
+            url.clone(),
+            next.clone(),
+            stop.clone(),
+            tally.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let first = next.fetch_add(20, Ordering::Relaxed);
+                let seqs: Vec<u64> = (first..first + 20).collect();
+                let body = serde_json::Value::Array(
+                    seqs.iter()
+                        .map(|s| event(*s, &format!("svc-{}", s % 7)))
+                        .collect(),
+                );
+                let resp = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .timeout(Duration::from_secs(20))
+                    .send()
+                    .await;
+                let ok = matches!(&resp, Ok(r) if r.status().is_success());
+                let mut t = tally.lock().await;
+                if ok {
+                    t.acked.extend(seqs)
+                } else {
+                    t.refused.extend(seqs)
+                }
+                drop(t);
+                if !ok {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let env2 = env.clone();
+    tokio::task::spawn_blocking(move || stack_cmd(&env2, "stop"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let restarted = Instant::now();
+    let env2 = env.clone();
+    tokio::task::spawn_blocking(move || stack_cmd(&env2, "start"))
+        .await
+        .unwrap();
+    // Keep sending until the breaker has closed again and more events were acknowledged.
+    let acked_at_restart = tally.lock().await.acked.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if tally.lock().await.acked.len() > acked_at_restart + 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ingest never recovered after the broker came back"
+        );
+    }
+    let recovery = restarted.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.await.unwrap();
+    }
+    server.shutdown().await.expect("clean shutdown");
+
+    let t = tally.lock().await;
+    let sent = next.load(Ordering::Relaxed);
+    let messages = read_all(&env, &topic, usize::MAX, Duration::from_secs(8)).await;
+    let counts = seq_counts(&messages);
+    let missing: Vec<u64> = t
+        .acked
+        .iter()
+        .copied()
+        .filter(|s| !counts.contains_key(s))
+        .collect();
+    let duplicated: Vec<u64> = t
+        .acked
+        .iter()
+        .copied()
+        .filter(|s| counts.get(s).copied().unwrap_or(0) > 1)
+        .collect();
+    println!(
+        "broker restart: sent {sent} events in batches of 20; acknowledged {}, refused {} (503 while the broker was down); \
+         found {} messages for acknowledged events; missing {}; duplicated {}; recovered {:.1}s after restart",
+        t.acked.len(),
+        t.refused.len(),
+        t.acked.iter().filter(|s| counts.contains_key(s)).count(),
+        missing.len(),
+        duplicated.len(),
+        recovery.as_secs_f64()
+    );
+    assert!(
+        !t.refused.is_empty(),
+        "the broker outage must have been observed (503s)"
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged events lost: {:?}",
+        &missing[..missing.len().min(20)]
+    );
+    assert!(
+        duplicated.is_empty(),
+        "acknowledged events duplicated: {:?}",
+        &duplicated[..duplicated.len().min(20)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_under_load_keeps_every_acknowledged_event() {
+    let env = stack();
+    let topic = create_topic(&env, 3).await;
+    let server = start(args(env.get("KAFKA_BOOTSTRAP").unwrap(), &topic)).await;
+    let url = server.url();
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (client, url, next, acked) = (client.clone(), url.clone(), next.clone(), acked.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let first = next.fetch_add(50, Ordering::Relaxed);
+                let body: Vec<String> = (first..first + 50)
+                    .map(|s| event(s, "svc").to_string())
+                    .collect();
+                let resp = client
+                    .post(&url)
+                    .header("content-type", "application/x-ndjson")
+                    .body(body.join("\n"))
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status().is_success() => {
+                        acked.lock().await.extend(first..first + 50)
+                    }
+                    Ok(_) => {}
+                    Err(_) => break, // the listener is gone
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.shutdown().await.expect("graceful shutdown");
+    for s in senders {
+        let _ = s.await;
+    }
+    let acked = acked.lock().await;
+    assert!(
+        acked.len() > 100,
+        "load was running: {} acknowledged",
+        acked.len()
+    );
+    let messages = read_all(&env, &topic, usize::MAX, Duration::from_secs(5)).await;
+    let counts = seq_counts(&messages);
+    let missing: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|s| !counts.contains_key(s))
+        .collect();
+    println!(
+        "shutdown under load: acknowledged {}, found {}, missing {}",
+        acked.len(),
+        acked.len() - missing.len(),
+        missing.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged events lost at shutdown: {}",
+        missing.len()
+    );
+}
