@@ -24,6 +24,8 @@ enum Command {
     Crdgen(cmd::crdgen::Args),
     /// Run the ingestion worker: HTTP events into Kafka.
     Ingest(Box<helios_ingest::Args>),
+    /// Run the report hook (Lambda runtime), or render one report with --local.
+    Report(Box<helios_report::Args>),
     /// Print the version and the API group/version this build serves.
     Version,
 }
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Crdgen(args) => cmd::crdgen::run(args).map_err(|e| e.to_string()),
         Command::Ingest(args) => block_on(helios_ingest::run((**args).clone())),
+        Command::Report(args) => block_on(helios_report::run((**args).clone())),
         Command::Version => {
             println!(
                 "helios {} (API {}/{})",
