@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Write the CRD YAML generated from the API types (or --check it is current).
     Crdgen(cmd::crdgen::Args),
+    /// Evaluate the detection library on labelled data (NAB, scikit-learn comparison).
+    Eval(cmd::eval::Args),
     /// Run the ingestion worker: HTTP events into Kafka.
     Ingest(Box<helios_ingest::Args>),
     /// Run the report hook (Lambda runtime), or render one report with --local.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     telemetry::init(cli.log_format);
     let result = match &cli.command {
         Command::Crdgen(args) => cmd::crdgen::run(args).map_err(|e| e.to_string()),
+        Command::Eval(args) => cmd::eval::run(args).map_err(|e| e.to_string()),
         Command::Ingest(args) => block_on(helios_ingest::run((**args).clone())),
         Command::Report(args) => block_on(helios_report::run((**args).clone())),
         Command::Version => {
