@@ -28,6 +28,8 @@ enum Command {
     Ingest(Box<helios_ingest::Args>),
     /// Run the report hook (Lambda runtime), or render one report with --local.
     Report(Box<helios_report::Args>),
+    /// Send realistic synthetic traffic (with incidents) to helios ingest, or write NDJSON.
+    Traffic(Box<helios_traffic::Args>),
     /// Print the version and the API group/version this build serves.
     Version,
 }
@@ -51,6 +53,14 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args).map_err(|e| e.to_string()),
         Command::Ingest(args) => block_on(helios_ingest::run((**args).clone())),
         Command::Report(args) => block_on(helios_report::run((**args).clone())),
+        Command::Traffic(args) => block_on(async {
+            let totals = helios_traffic::run((**args).clone()).await?;
+            println!(
+                "generated {} events, accepted {}, retried batches {}",
+                totals.generated, totals.accepted, totals.retries
+            );
+            Ok::<(), helios_traffic::Error>(())
+        }),
         Command::Version => {
             println!(
                 "helios {} (API {}/{})",
