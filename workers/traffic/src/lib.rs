@@ -132,14 +132,17 @@ pub async fn run(args: Args) -> Result<Totals, Error> {
                 }
             }
         }
-        if !args.quiet {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let step_no = (t1 / args.step_secs).round() as u64;
+        if !args.quiet && (tty || step_no.is_multiple_of(10) || t1 >= args.duration_secs) {
             let active: Vec<String> = model
                 .active_incidents(t)
                 .iter()
                 .map(|i| format!("{:?} {} x{}", i.kind, i.service, i.factor))
                 .collect();
             eprint!(
-                "\r[{:>6.0}s/{:.0}s] generated {:>9}  accepted {:>9}  {}{:<40}",
+                "{}[{:>6.0}s/{:.0}s] generated {:>9}  accepted {:>9}  {}{:<40}",
+                if tty { "\r" } else { "\n" },
                 t1,
                 args.duration_secs,
                 totals.generated,
