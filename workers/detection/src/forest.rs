@@ -127,6 +127,7 @@ pub struct IsolationForest {
     roots: Vec<u32>,
     nodes: Vec<Node>,
     threshold_s: f64,
+    dense: Option<crate::dense::Dense>,
 }
 
 /// Serializable, versioned form of a forest.
@@ -172,6 +173,11 @@ fn check_rows(rows: &[Vec<f64>]) -> Result<usize, DetectionError> {
     Ok(d)
 }
 
+/// The height limit `ceil(log2 psi)` of a tree grown on `psi` samples.
+pub fn height_limit(psi: usize) -> u32 {
+    (psi.max(2) as f64).log2().ceil() as u32
+}
+
 fn build_tree(data: &[f64], n: usize, d: usize, psi: usize, rng: &mut SplitMix64) -> Vec<Node> {
     // Sample psi distinct rows (partial Fisher-Yates).
     let mut all: Vec<usize> = (0..n).collect();
@@ -180,7 +186,7 @@ fn build_tree(data: &[f64], n: usize, d: usize, psi: usize, rng: &mut SplitMix64
         all.swap(i, j);
     }
     let mut idx: Vec<usize> = all[..psi].to_vec();
-    let limit = (psi.max(2) as f64).log2().ceil() as usize;
+    let limit = height_limit(psi) as usize;
     let mut feats: Vec<usize> = (0..d).collect();
     let mut nodes: Vec<Node> = Vec::with_capacity(2 * psi);
     // (start, end, depth, parent whose `right` must point here)
@@ -295,6 +301,7 @@ impl IsolationForest {
             n_features: d,
             psi,
             c_psi,
+            dense: crate::dense::Dense::build(&roots, &nodes, height_limit(psi)),
             roots,
             nodes,
             threshold_s: 0.5,
@@ -335,6 +342,14 @@ impl IsolationForest {
     /// Scores a block of rows tree by tree (keeps one tree hot in cache) with four
     /// independent traversals in flight at a time.
     fn score_block(&self, rows: &[Vec<f64>], out: &mut Vec<f64>) {
+        let denom = self.roots.len() as f64 * self.c_psi;
+        if let Some(dense) = &self.dense {
+            let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+            let mut sums = vec![0.0; rows.len()];
+            dense.accumulate(&flat, self.n_features, &mut sums);
+            out.extend(sums.iter().map(|&s| (-s / denom).exp2()));
+            return;
+        }
         let nodes = &self.nodes[..];
         let mut sums = vec![0.0; rows.len()];
         for &root in &self.roots {
@@ -379,7 +394,6 @@ impl IsolationForest {
                 }
             }
         }
-        let denom = self.roots.len() as f64 * self.c_psi;
         out.extend(sums.iter().map(|&s| (-s / denom).exp2()));
     }
 
@@ -507,6 +521,7 @@ impl IsolationForest {
             n_features: s.n_features,
             psi: s.psi,
             c_psi: c_factor(s.psi),
+            dense: crate::dense::Dense::build(&s.roots, &s.nodes, height_limit(s.psi)),
             roots: s.roots,
             nodes: s.nodes,
             threshold_s: s.threshold_s,
@@ -527,6 +542,31 @@ impl IsolationForest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dense_layout_scores_bit_identically() {
+        let mut r = crate::rng::SplitMix64::new(5);
+        let rows: Vec<Vec<f64>> = (0..3000)
+            .map(|_| (0..6).map(|_| r.next_f64() * 10.0).collect())
+            .collect();
+        for psi in [2, 3, 64, 200, 256] {
+            let cfg = ForestConfig {
+                n_trees: 37,
+                max_samples: psi,
+                seed: 9,
+                threads: 1,
+                ..ForestConfig::default()
+            };
+            let f = IsolationForest::fit(&rows, cfg).unwrap();
+            assert!(f.dense.is_some());
+            let mut probe = rows[..1003].to_vec();
+            probe.push(vec![f64::NAN, 1.0, 2.0, f64::INFINITY, -1e9, 5.0]);
+            let fast = f.score_many(&probe).unwrap();
+            for (x, s) in probe.iter().zip(&fast) {
+                assert_eq!(s.to_bits(), f.score(x).unwrap().to_bits(), "psi {psi}");
+            }
+        }
+    }
 
     fn gaussian_like(n: usize, d: usize, seed: u64) -> Vec<Vec<f64>> {
         let mut r = SplitMix64::new(seed);

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod alert;
+pub mod dense;
 pub mod error;
 pub mod eval;
 pub mod event;

@@ -60,7 +60,9 @@ impl ProducerContext for Context {
 
 /// The events producer.
 pub struct EventProducer {
-    producer: FutureProducer<Context>,
+    /// Replaced by a fresh producer if librdkafka reports a fatal (idempotence) error.
+    producer: std::sync::RwLock<FutureProducer<Context>>,
+    config: ClientConfig,
     topic: String,
     breaker: SharedBreaker,
     metrics: Metrics,
@@ -96,20 +98,53 @@ impl EventProducer {
         for (k, v) in args.extra_properties()? {
             cfg.set(k, v);
         }
-        let context = Context {
-            breaker: breaker.clone(),
-            metrics: metrics.clone(),
-        };
-        let producer = cfg
-            .create_with_context(context)
-            .map_err(|e| crate::Error::Kafka(e.to_string()))?;
+        let producer = Self::create(&cfg, &breaker, &metrics)?;
         Ok(Self {
-            producer,
+            producer: std::sync::RwLock::new(producer),
+            config: cfg,
             topic: args.topic.clone(),
             breaker,
             metrics,
             timeout: args.produce_timeout(),
         })
+    }
+
+    fn create(
+        cfg: &ClientConfig,
+        breaker: &SharedBreaker,
+        metrics: &Metrics,
+    ) -> Result<FutureProducer<Context>, crate::Error> {
+        let context = Context {
+            breaker: breaker.clone(),
+            metrics: metrics.clone(),
+        };
+        cfg.create_with_context(context)
+            .map_err(|e| crate::Error::Kafka(e.to_string()))
+    }
+
+    fn current(&self) -> FutureProducer<Context> {
+        self.producer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// After a fatal producer error (e.g. the idempotence state cannot be recovered), replace the
+    /// producer; requests in flight on the old one fail (503) and are never acknowledged.
+    fn reset_if_fatal(&self) {
+        let current = self.current();
+        if let Some((code, reason)) = current.client().fatal_error() {
+            warn!(?code, %reason, "fatal Kafka producer error: creating a new producer");
+            match Self::create(&self.config, &self.breaker, &self.metrics) {
+                Ok(fresh) => {
+                    *self
+                        .producer
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner) = fresh
+                }
+                Err(e) => warn!(%e, "could not create a new producer"),
+            }
+        }
     }
 
     /// The breaker's current state.
@@ -130,11 +165,13 @@ impl EventProducer {
 
     /// Ask a broker for the topic's metadata; closes the breaker when it answers.
     pub async fn probe(self: &Arc<Self>, timeout: Duration) -> bool {
-        let me = self.clone();
+        self.reset_if_fatal();
+        let producer = self.current();
+        let topic = self.topic.clone();
         let ok = tokio::task::spawn_blocking(move || {
-            me.producer
+            producer
                 .client()
-                .fetch_metadata(Some(&me.topic), timeout)
+                .fetch_metadata(Some(&topic), timeout)
                 .map(|md| {
                     md.topics()
                         .iter()
@@ -163,6 +200,7 @@ impl EventProducer {
         if self.breaker_state() == State::Open {
             return Err(ProduceError::Unavailable);
         }
+        let producer = self.current();
         let started = Instant::now();
         let deadline = started + self.timeout;
         let mut pending = Vec::with_capacity(events.len());
@@ -175,7 +213,7 @@ impl EventProducer {
                 let record = FutureRecord::to(&self.topic)
                     .key(event.service.as_str())
                     .payload(payload.as_slice());
-                match self.producer.send_result(record) {
+                match producer.send_result(record) {
                     Ok(delivery) => {
                         pending.push(delivery);
                         break;
@@ -199,7 +237,7 @@ impl EventProducer {
         }
         self.metrics
             .queue_depth
-            .set(i64::from(self.producer.in_flight_count()));
+            .set(i64::from(producer.in_flight_count()));
         for delivery in futures::future::join_all(pending).await {
             match delivery {
                 Ok(Ok(_)) => {}
@@ -225,6 +263,7 @@ impl EventProducer {
     }
 
     fn failed(&self, reason: String) -> ProduceError {
+        self.reset_if_fatal();
         let mut b = self.breaker.lock().unwrap_or_else(PoisonError::into_inner);
         b.on_failure(Instant::now());
         if b.state() == State::Open {
@@ -236,7 +275,7 @@ impl EventProducer {
 
     /// Wait up to `timeout` for every queued message to be acknowledged.
     pub fn flush(&self, timeout: Duration) -> Result<(), crate::Error> {
-        self.producer
+        self.current()
             .flush(timeout)
             .map_err(|e| crate::Error::Kafka(e.to_string()))
     }

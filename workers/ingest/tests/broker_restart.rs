@@ -96,7 +96,7 @@ async fn acknowledged_events_survive_a_broker_restart_exactly_once() {
         .unwrap();
     // Keep sending until the breaker has closed again and more events were acknowledged.
     let acked_at_restart = tally.lock().await.acked.len();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if tally.lock().await.acked.len() > acked_at_restart + 200 {

@@ -85,6 +85,8 @@ pub fn args(bootstrap: &str, topic: &str) -> helios_ingest::Args {
 }
 
 pub async fn start(args: helios_ingest::Args) -> Server {
+    // Worker logs go to the test's captured output (shown when a test fails).
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
