@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Write the CRD YAML generated from the API types (or --check it is current).
     Crdgen(cmd::crdgen::Args),
+    /// Run a detector worker: Kafka events → windows → model → anomalies (PostgreSQL, Kafka, report hook).
+    Detect(Box<helios_detect::Args>),
     /// Evaluate the detection library on labelled data (NAB, scikit-learn comparison).
     Eval(cmd::eval::Args),
     /// Run the ingestion worker: HTTP events into Kafka.
@@ -45,11 +47,28 @@ fn block_on<E: std::fmt::Display>(
     runtime.block_on(fut).map_err(|e| e.to_string())
 }
 
+impl Command {
+    /// The subcommand's name (used as the OpenTelemetry service name suffix).
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Crdgen(_) => "crdgen",
+            Command::Detect(_) => "detect",
+            Command::Eval(_) => "eval",
+            Command::Ingest(_) => "ingest",
+            Command::Report(_) => "report",
+            Command::Traffic(_) => "traffic",
+            Command::Version => "version",
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let service = format!("helios-{}", cli.command.name());
+    let _telemetry = telemetry::init(cli.log_format, &service);
     let result = match &cli.command {
         Command::Crdgen(args) => cmd::crdgen::run(args).map_err(|e| e.to_string()),
+        Command::Detect(args) => block_on(helios_detect::run((**args).clone())),
         Command::Eval(args) => cmd::eval::run(args).map_err(|e| e.to_string()),
         Command::Ingest(args) => block_on(helios_ingest::run((**args).clone())),
         Command::Report(args) => block_on(helios_report::run((**args).clone())),

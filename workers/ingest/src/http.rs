@@ -121,12 +121,16 @@ impl From<BodyError> for ApiError {
     }
 }
 
+#[tracing::instrument(name = "POST /v1/events", skip_all, fields(events, status))]
 async fn post_events(
     AxState(state): AxState<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = handle(&state, &headers, body).await;
+    if let Ok(n) = &result {
+        tracing::Span::current().record("events", n);
+    }
     let response = match result {
         Ok(accepted) => {
             (StatusCode::OK, axum::Json(json!({ "accepted": accepted }))).into_response()
@@ -138,6 +142,7 @@ async fn post_events(
         .requests
         .with_label_values(&[response.status().as_str()])
         .inc();
+    tracing::Span::current().record("status", response.status().as_u16());
     response
 }
 

@@ -1,0 +1,73 @@
+//! `helios detect` settings: command-line flags with the environment the operator renders into
+//! the detector's StatefulSet.
+
+use std::net::SocketAddr;
+
+/// Arguments of `helios detect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The Detector spec as JSON (`DetectorSpec`).
+    #[arg(long = "detector-config", env = "HELIOS_DETECTOR_CONFIG")]
+    pub detector_config: String,
+    /// The Detector as `namespace/name` (detector id, consumer group, fingerprints).
+    #[arg(long, env = "HELIOS_DETECTOR")]
+    pub detector: String,
+    /// Kafka bootstrap servers (`host:port,...`).
+    #[arg(long, env = "HELIOS_KAFKA_BOOTSTRAP")]
+    pub kafka_bootstrap: String,
+    /// The events topic to consume.
+    #[arg(long, env = "HELIOS_EVENTS_TOPIC")]
+    pub events_topic: String,
+    /// The topic anomalies are published to.
+    #[arg(long, env = "HELIOS_ANOMALIES_TOPIC")]
+    pub anomalies_topic: String,
+    /// Extra librdkafka properties for consumer and producer, `key=value` (TLS, SASL, ...).
+    #[arg(
+        long = "kafka-property",
+        env = "HELIOS_KAFKA_PROPERTIES",
+        value_delimiter = ','
+    )]
+    pub kafka_properties: Vec<String>,
+    /// PostgreSQL URL for windows, anomalies and models.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Address of the `/metrics`, `/healthz` and `/readyz` server.
+    #[arg(long, env = "HELIOS_DETECT_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: SocketAddr,
+    /// Windows per key replayed from PostgreSQL to rebuild a key's model (0 = warm-up + history).
+    #[arg(long, env = "HELIOS_DETECT_RESTORE_WINDOWS", default_value_t = 0)]
+    pub restore_windows: usize,
+    /// Close open windows after this long without events (wall clock); default size + lateness.
+    #[arg(long, env = "HELIOS_DETECT_IDLE_CLOSE")]
+    pub idle_close: Option<String>,
+    /// Range guard: also flag a window when a feature's robust z reaches this (0 = off).
+    #[arg(long, env = "HELIOS_DETECT_Z_GUARD", default_value_t = crate::config::DEFAULT_Z_GUARD)]
+    pub z_guard: f64,
+    /// Lambda function of the report hook; unset disables reports.
+    #[arg(long, env = "HELIOS_REPORT_FUNCTION")]
+    pub report_function: Option<String>,
+    /// Lambda endpoint override (emulator, LocalStack).
+    #[arg(long, env = "HELIOS_LAMBDA_ENDPOINT")]
+    pub lambda_endpoint: Option<String>,
+    /// S3 bucket the report hook writes to (required with a report function).
+    #[arg(long, env = "HELIOS_REPORT_BUCKET")]
+    pub report_bucket: Option<String>,
+    /// Key prefix of the reports.
+    #[arg(long, env = "HELIOS_REPORT_PREFIX", default_value = "")]
+    pub report_prefix: String,
+    /// S3 endpoint override passed to the report hook.
+    #[arg(long, env = "HELIOS_REPORT_S3_ENDPOINT")]
+    pub report_s3_endpoint: Option<String>,
+    /// Lowest severity that gets a report (`Info`, `Warning`, `Critical`).
+    #[arg(long, env = "HELIOS_REPORT_MIN_SEVERITY", default_value = "Warning")]
+    pub report_min_severity: String,
+    /// Minimum time between two reports of the same fingerprint.
+    #[arg(long, env = "HELIOS_REPORT_COOLDOWN", default_value = "15m")]
+    pub report_cooldown: String,
+    /// Most reports per rolling hour (0 = unlimited).
+    #[arg(long, env = "HELIOS_REPORT_MAX_PER_HOUR", default_value_t = 20)]
+    pub report_max_per_hour: u32,
+    /// Longest a graceful shutdown waits for pending notifications.
+    #[arg(long, env = "HELIOS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+}

@@ -1,0 +1,256 @@
+//! `helios detect`: the detector worker.
+//!
+//! ```text
+//! Kafka events (group helios.<ns>.<detector>, manual commits)
+//!   ─▶ selector ─▶ partition key ─▶ event-time windows ─▶ features ─▶ per-key Isolation Forest
+//!   ─▶ alert policy ─▶ PostgreSQL (windows, anomalies, models; one transaction per batch)
+//!   ─▶ offsets committed ─▶ notifier: anomalies topic + report hook (Lambda) ─▶ notified=true
+//! ```
+//!
+//! A restart neither loses nor duplicates an alert: offsets are committed only for messages
+//! whose windows are written, alert ids are deterministic and inserts are idempotent, a key's
+//! model and alert state are rebuilt from its stored windows, and notifications are driven by
+//! the anomalies table (an outbox).
+
+pub mod args;
+pub mod config;
+pub mod http;
+pub mod kafka;
+pub mod metrics;
+pub mod notifier;
+pub mod offsets;
+pub mod partition;
+pub mod pipeline;
+pub mod records;
+pub mod report;
+pub mod selector;
+pub mod store;
+pub mod watermark;
+pub mod windows;
+pub mod worker;
+
+pub use args::Args;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use helios_detection::alert::Mode;
+use helios_report::request::ReportConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::config::{ConfigError, DetectorConfig};
+
+/// Why the worker stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Kafka failed.
+    #[error(transparent)]
+    Kafka(#[from] kafka::KafkaFailure),
+    /// The report hook is misconfigured.
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
+    /// The detection library refused its input.
+    #[error("detection: {0}")]
+    Detection(#[from] helios_detection::DetectionError),
+    /// Metrics registration failed.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the worker until SIGTERM/SIGINT.
+pub async fn run(args: Args) -> Result<(), Error> {
+    serve(args, shutdown_signal()).await
+}
+
+/// Runs the worker until `shutdown` resolves (tests pass their own future). Dropping the
+/// returned future stops every task it started, as a crash would.
+pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let mut cfg = DetectorConfig::from_json(&args.detector_config, &args.detector)?;
+    cfg.z_guard = args.z_guard.max(0.0);
+    let idle_close = match &args.idle_close {
+        Some(text) => {
+            helios_crds::common::parse_duration(text).map_err(|source| ConfigError::Duration {
+                field: "HELIOS_DETECT_IDLE_CLOSE",
+                source,
+            })?
+        }
+        None => Duration::from_millis(
+            (cfg.window.size_ms + cfg.window.allowed_lateness_ms).unsigned_abs(),
+        ),
+    };
+    let metrics = metrics::Metrics::new()?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut tasks = JoinSet::new();
+
+    let listener = TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics and probes listening");
+    let router = http::router(http::Health {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    });
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    });
+
+    let pool = store::connect(&args.database_url).await?;
+    store::migrate(&pool).await?;
+    store::ensure_partitions(&pool, chrono::Utc::now()).await?;
+    let store = store::Store::new(pool, cfg.id.id(), cfg.features.clone());
+
+    let notify = if cfg.policy.mode == Mode::Enforce {
+        let producer = kafka::AnomalyProducer::new(
+            &args.kafka_bootstrap,
+            &args.anomalies_topic,
+            &args.kafka_properties,
+        )?;
+        let reports = report_client(&args)?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for pending in store.outbox(&cfg.pipeline).await? {
+            tracing::info!(id = %pending.anomaly_id, "re-notifying an anomaly from the outbox");
+            let _ = tx.send(pending);
+        }
+        let n = notifier::Notifier {
+            cfg: cfg.clone(),
+            store: store.clone(),
+            producer,
+            reports,
+            metrics: metrics.clone(),
+        };
+        let notifier = tasks.spawn(n.run(rx));
+        Some((tx, notifier))
+    } else {
+        tracing::info!("dry-run: anomalies are recorded, never published or reported");
+        None
+    };
+
+    let (consumer, generation) = kafka::consumer(
+        &args.kafka_bootstrap,
+        &cfg.id.group_id(),
+        &args.events_topic,
+        &args.kafka_properties,
+        metrics.clone(),
+    )?;
+    let restore_limit = match args.restore_windows {
+        0 => cfg.stream.history + cfg.stream.warmup_windows + cfg.stream.shingle,
+        n => n,
+    };
+    tracing::info!(detector = %cfg.id.id(), group = %cfg.id.group_id(), topic = %args.events_topic,
+                   ?idle_close, "detector consuming");
+    ready.store(true, Ordering::Relaxed);
+    let worker = worker::Worker {
+        cfg,
+        consumer,
+        topic: args.events_topic.clone(),
+        generation,
+        store,
+        notify: notify.as_ref().map(|(tx, _)| tx.clone()),
+        metrics,
+        idle_close,
+        restore_limit,
+    };
+    let result = worker.run(shutdown).await;
+    ready.store(false, Ordering::Relaxed);
+    if let Some((tx, handle)) = notify {
+        drop(tx);
+        let wait = Duration::from_secs(args.shutdown_timeout_secs);
+        let drained = tokio::time::timeout(wait, async {
+            while let Some(done) = tasks.join_next_with_id().await {
+                if matches!(&done, Ok((id, ())) if *id == handle.id()) {
+                    break;
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("pending notifications stay in the outbox for the next start");
+        }
+    }
+    tasks.shutdown().await;
+    tracing::info!("detector stopped");
+    result
+}
+
+fn report_client(
+    args: &Args,
+) -> Result<Option<(report::ReportClient, report::ReportLimiter)>, Error> {
+    let Some(function) = args.report_function.clone().filter(|f| !f.is_empty()) else {
+        return Ok(None);
+    };
+    let bucket = args
+        .report_bucket
+        .clone()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            report::ReportError::Config("HELIOS_REPORT_BUCKET is required with a function".into())
+        })?;
+    let min_severity = records::parse_severity(&args.report_min_severity).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "HELIOS_REPORT_MIN_SEVERITY must be Info, Warning or Critical, got {:?}",
+            args.report_min_severity
+        ))
+    })?;
+    let cooldown =
+        helios_crds::common::parse_duration(&args.report_cooldown).map_err(|source| {
+            ConfigError::Duration {
+                field: "HELIOS_REPORT_COOLDOWN",
+                source,
+            }
+        })?;
+    let target = report::ReportTarget {
+        function,
+        config: ReportConfig {
+            bucket,
+            prefix: args.report_prefix.clone(),
+            endpoint: args.report_s3_endpoint.clone().filter(|e| !e.is_empty()),
+            region: None,
+            llm: None,
+            history_table: Some("helios.anomalies".into()),
+        },
+    };
+    let client = report::ReportClient::from_env(target, args.lambda_endpoint.as_deref())?;
+    let limiter = report::ReportLimiter::new(
+        min_severity,
+        i64::try_from(cooldown.as_millis()).unwrap_or(i64::MAX),
+        args.report_max_per_hour,
+    );
+    Ok(Some((client, limiter)))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

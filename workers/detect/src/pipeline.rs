@@ -1,0 +1,635 @@
+//! The pure core of the worker: selector → partition key → event-time windows → features →
+//! per-key streaming model → alert policy. No I/O: the worker feeds events in, closes windows
+//! up to the watermark, restores unknown keys from stored history, and writes what
+//! [`Pipeline::score`] returns.
+//!
+//! Replay safety: per key the pipeline remembers the start of the last window it emitted (or
+//! that was restored from storage) and never emits a window at or before it again. Replaying
+//! Kafka from the committed offset therefore re-creates only windows that were not yet written,
+//! and gaps between the stored history and the first replayed window are filled with empty
+//! windows, as the windows do themselves within a run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use helios_detection::DetectionError;
+use helios_detection::alert::{Alert, AlertState, Transition, WindowVerdict};
+use helios_detection::event::Event;
+use helios_detection::explain::Explanation;
+use helios_detection::features::{Feature, FeatureAccumulator, Observation};
+use helios_detection::stream::{KeyedStreams, StreamOutcome};
+use helios_detection::window::ClosedWindow;
+
+use crate::config::DetectorConfig;
+use crate::offsets::needed_bound;
+use crate::windows::KeyedWindows;
+
+/// Gap windows synthesised at most between stored history and a replayed window.
+pub const MAX_GAP_FILL: i64 = 10_000;
+
+/// What happened to one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// Not selected by the detector.
+    Filtered,
+    /// Older than the watermark: dropped.
+    Late,
+    /// Added to its windows; they all close once the close bound reaches `needs`.
+    Accepted {
+        /// The event's partition key.
+        key: String,
+        /// Close bound (ms) after which every window of the event is closed.
+        needs: i64,
+    },
+}
+
+/// Windows that closed together and the bound they closed through.
+#[derive(Debug, Clone)]
+pub struct Closing {
+    /// Every window ending at or before this (ms) is now closed.
+    pub bound: i64,
+    /// The closed windows, ordered by (start, key).
+    pub windows: Vec<ClosedWindow<FeatureAccumulator>>,
+}
+
+/// One window as stored: what a restarted worker replays to rebuild a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWindow {
+    /// Window start (ms).
+    pub start_ms: i64,
+    /// Window end (ms).
+    pub end_ms: i64,
+    /// Feature values in the detector's feature order.
+    pub values: Vec<f64>,
+    /// Score (`None` while warming up).
+    pub score: Option<f64>,
+    /// Whether the model flagged it.
+    pub anomalous: bool,
+    /// Driving features of a flagged window.
+    pub drivers: Vec<Feature>,
+}
+
+/// One scored window, ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowResult {
+    /// Partition key.
+    pub key: String,
+    /// The window and its outcome.
+    pub window: StoredWindow,
+    /// Model version that scored it (0 while warming up).
+    pub model_version: u64,
+}
+
+/// A new alert episode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiredAnomaly {
+    /// The alert (deterministic id, fingerprint, severity, episode start).
+    pub alert: Alert,
+    /// Explanation of the firing window.
+    pub explanation: Explanation,
+    /// Start of the firing window (ms).
+    pub fired_window_start_ms: i64,
+    /// Feature values of the firing window.
+    pub values: Vec<f64>,
+    /// Model version that scored the firing window.
+    pub model_version: u64,
+}
+
+/// An alert episode that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedAnomaly {
+    /// Alert id.
+    pub alert_id: String,
+    /// Partition key.
+    pub key: String,
+    /// End of the last anomalous window (ms).
+    pub end_ms: i64,
+}
+
+/// A freshly (re)trained model of one key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSnapshot {
+    /// Partition key.
+    pub key: String,
+    /// Model version.
+    pub version: u64,
+    /// Model input names (base features, then lagged copies).
+    pub feature_names: Vec<String>,
+    /// Forest JSON (`IsolationForest::to_json`).
+    pub forest_json: String,
+}
+
+/// Everything one batch of closed windows produced.
+#[derive(Debug, Clone, Default)]
+pub struct Scored {
+    /// Scored windows (skipped replays excluded, gap windows included).
+    pub windows: Vec<WindowResult>,
+    /// New alerts.
+    pub fired: Vec<FiredAnomaly>,
+    /// Ended alerts.
+    pub resolved: Vec<ResolvedAnomaly>,
+    /// Models trained during the batch.
+    pub models: Vec<ModelSnapshot>,
+    /// Windows dropped because they were emitted before (replay, idle close).
+    pub skipped: usize,
+    /// Seconds spent scoring each window (model, explanation, policy).
+    pub score_seconds: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct KeyProgress {
+    last_start: Option<i64>,
+    model_version: u64,
+}
+
+/// The detector's in-memory state.
+pub struct Pipeline {
+    cfg: DetectorConfig,
+    windows: KeyedWindows,
+    streams: KeyedStreams,
+    alerts: AlertState,
+    keys: HashMap<String, KeyProgress>,
+    max_ts: Option<i64>,
+}
+
+impl Pipeline {
+    /// A fresh pipeline for a configuration.
+    pub fn new(cfg: DetectorConfig) -> Result<Self, DetectionError> {
+        cfg.window.validate()?;
+        let windows = KeyedWindows::new(cfg.window);
+        let streams = KeyedStreams::new(cfg.stream, &cfg.feature_names())?;
+        let alerts = AlertState::new(cfg.policy.clone(), &cfg.features);
+        Ok(Self {
+            cfg,
+            windows,
+            streams,
+            alerts,
+            keys: HashMap::new(),
+            max_ts: None,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.cfg
+    }
+
+    /// Whether any accepted event exists (something to flush).
+    pub fn has_events(&self) -> bool {
+        self.max_ts.is_some()
+    }
+
+    /// Feeds one event.
+    pub fn ingest(&mut self, e: &Event) -> Ingested {
+        if !self.cfg.selector.matches(e) {
+            return Ingested::Filtered;
+        }
+        let key = self.cfg.partition_by.key(e);
+        if !self
+            .windows
+            .ingest(&key, e.timestamp_ms, &Observation::from(e))
+        {
+            return Ingested::Late;
+        }
+        self.max_ts = Some(
+            self.max_ts
+                .map_or(e.timestamp_ms, |m| m.max(e.timestamp_ms)),
+        );
+        let w = self.cfg.window;
+        Ingested::Accepted {
+            key,
+            needs: needed_bound(e.timestamp_ms, w.size_ms, w.hop_ms),
+        }
+    }
+
+    /// Closes the windows ending at or before `bound` (the watermark).
+    pub fn close(&mut self, bound: i64) -> Closing {
+        Closing {
+            bound,
+            windows: self.windows.close(bound),
+        }
+    }
+
+    /// The bound that closes every window holding an event (idle close).
+    pub fn flush_bound(&self) -> Option<i64> {
+        let w = self.cfg.window;
+        self.max_ts.map(|m| needed_bound(m, w.size_ms, w.hop_ms))
+    }
+
+    /// Keys among `windows` this pipeline has not seen yet (restore them before scoring).
+    pub fn unknown_keys(&self, windows: &[ClosedWindow<FeatureAccumulator>]) -> BTreeSet<String> {
+        windows
+            .iter()
+            .filter(|w| !self.keys.contains_key(&w.key))
+            .map(|w| w.key.clone())
+            .collect()
+    }
+
+    /// Rebuilds one key from its stored windows (oldest first): the model is retrained by
+    /// replaying the features, the alert state by replaying the stored verdicts.
+    pub fn restore(&mut self, key: &str, history: &[StoredWindow]) -> Result<(), DetectionError> {
+        let mut progress = KeyProgress::default();
+        for w in history {
+            if progress.last_start.is_some_and(|l| w.start_ms <= l) {
+                continue;
+            }
+            self.streams.observe(key, &w.values)?;
+            self.alerts.observe(&self.verdict(key, w));
+            progress.last_start = Some(w.start_ms);
+        }
+        progress.model_version = self.streams.get(key).map_or(0, |s| s.model_version());
+        self.keys.insert(key.to_string(), progress);
+        Ok(())
+    }
+
+    fn verdict(&self, key: &str, w: &StoredWindow) -> WindowVerdict {
+        WindowVerdict {
+            partition_key: key.to_string(),
+            window_start_ms: w.start_ms,
+            window_end_ms: w.end_ms,
+            score: w.score.unwrap_or(0.0),
+            anomalous: w.anomalous,
+            values: self
+                .cfg
+                .features
+                .iter()
+                .copied()
+                .zip(w.values.iter().copied())
+                .collect(),
+            drivers: w.drivers.clone(),
+        }
+    }
+
+    /// Scores closed windows in order; keys must be known (see [`Pipeline::unknown_keys`]).
+    pub fn score(
+        &mut self,
+        windows: Vec<ClosedWindow<FeatureAccumulator>>,
+    ) -> Result<Scored, DetectionError> {
+        let mut out = Scored::default();
+        let (size, hop) = (self.cfg.window.size_ms, self.cfg.window.hop_ms);
+        for w in windows {
+            let last = self.keys.get(&w.key).and_then(|p| p.last_start);
+            if last.is_some_and(|l| w.start_ms <= l) {
+                out.skipped += 1;
+                continue;
+            }
+            if let Some(l) = last {
+                let missing = (w.start_ms - l) / hop - 1;
+                if (1..=MAX_GAP_FILL).contains(&missing) {
+                    let empty = FeatureAccumulator::default();
+                    for i in 1..=missing {
+                        let start = l + i * hop;
+                        self.score_one(&w.key, start, start + size, &empty, &mut out)?;
+                    }
+                }
+            }
+            self.score_one(&w.key, w.start_ms, w.end_ms, &w.acc, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn score_one(
+        &mut self,
+        key: &str,
+        start_ms: i64,
+        end_ms: i64,
+        acc: &FeatureAccumulator,
+        out: &mut Scored,
+    ) -> Result<(), DetectionError> {
+        let started = Instant::now();
+        let values = acc.vector(&self.cfg.features);
+        let outcome = self.streams.observe(key, &values)?;
+        let (score, anomalous, model_version) = match outcome {
+            StreamOutcome::WarmingUp { .. } => (None, false, 0),
+            StreamOutcome::Scored {
+                score,
+                anomalous,
+                model_version,
+            } => (Some(score), anomalous, model_version),
+        };
+        // Every scored window is explained: the explanation's robust z feeds the range guard.
+        let explanation = match (score.is_some(), self.streams.get(key)) {
+            (true, Some(s)) => s.explain_last().transpose()?,
+            _ => None,
+        };
+        let z = explanation.as_ref().map_or(0.0, max_base_z);
+        let guarded = self.cfg.z_guard > 0.0 && z >= self.cfg.z_guard;
+        let anomalous = anomalous || guarded;
+        let score = score.map(|s| if guarded { s.max(z / (z + 3.0)) } else { s });
+        let explanation = explanation.filter(|_| anomalous);
+        let drivers = explanation.as_ref().map(drivers).unwrap_or_default();
+        let window = StoredWindow {
+            start_ms,
+            end_ms,
+            values,
+            score,
+            anomalous,
+            drivers,
+        };
+        let transition = self.alerts.observe(&self.verdict(key, &window));
+        match transition {
+            Transition::Fired(alert) => {
+                if let Some(explanation) = explanation {
+                    out.fired.push(FiredAnomaly {
+                        alert,
+                        explanation,
+                        fired_window_start_ms: start_ms,
+                        values: window.values.clone(),
+                        model_version,
+                    });
+                }
+            }
+            Transition::Resolved { alert_id, end_ms } => out.resolved.push(ResolvedAnomaly {
+                alert_id,
+                key: key.to_string(),
+                end_ms,
+            }),
+            Transition::Suppressed { fingerprint } => {
+                tracing::debug!(key, %fingerprint, "anomaly suppressed by cooldown");
+            }
+            Transition::Quiet | Transition::Pending { .. } | Transition::Continuing { .. } => {}
+        }
+        let progress = self.keys.entry(key.to_string()).or_default();
+        progress.last_start = Some(start_ms);
+        if let Some(stream) = self.streams.get(key)
+            && stream.model_version() != progress.model_version
+        {
+            progress.model_version = stream.model_version();
+            if let Some(model) = stream.model() {
+                out.models.push(ModelSnapshot {
+                    key: key.to_string(),
+                    version: stream.model_version(),
+                    feature_names: stream.feature_names().to_vec(),
+                    forest_json: model.to_json()?,
+                });
+            }
+        }
+        out.windows.push(WindowResult {
+            key: key.to_string(),
+            window,
+            model_version,
+        });
+        out.score_seconds.push(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+/// Driving base features of an explanation, most responsible first (lags map to their base).
+pub fn drivers(e: &Explanation) -> Vec<Feature> {
+    let mut out = Vec::new();
+    for name in e.drivers() {
+        let base = name.split_once("@t-").map_or(name, |(b, _)| b);
+        if let Ok(f) = base.parse::<Feature>()
+            && !out.contains(&f)
+        {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// The largest robust z among the base (unlagged) features of an explanation.
+pub fn max_base_z(e: &Explanation) -> f64 {
+    e.contributions
+        .iter()
+        .filter(|c| !c.feature.contains("@t-"))
+        .map(|c| c.robust_z)
+        .fold(0.0, f64::max)
+}
+
+/// Feature values as a name → value map (the `features` JSON).
+pub fn values_map(features: &[Feature], values: &[f64]) -> BTreeMap<String, f64> {
+    features
+        .iter()
+        .zip(values)
+        .map(|(f, v)| (f.as_str().to_string(), *v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use helios_detection::explain::FeatureContribution;
+
+    fn config(extra: serde_json::Value) -> DetectorConfig {
+        let mut spec = serde_json::json!({
+            "pipelineRef": {"name": "p"},
+            "selector": {"services": ["a", "b"]},
+            "window": {"size": "1s", "allowedLateness": "0s"},
+            "features": ["event_count", "p99_latency"],
+            "model": {"trees": 50, "threshold": -0.7, "seed": 1},
+            "training": {"warmupWindows": 20, "retrainInterval": "1h", "historyWindows": 100},
+            "alerting": {"cooldown": "0s"}
+        });
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                s.insert(k.clone(), v.clone());
+            }
+        }
+        DetectorConfig::from_json(&spec.to_string(), "ns/det").unwrap()
+    }
+
+    fn event(service: &str, ts: i64, latency: f64) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "timestamp": ts, "service": service, "latency_ms": latency
+        }))
+        .unwrap()
+    }
+
+    fn events(windows: std::ops::Range<i64>, spike: &[i64]) -> Vec<Event> {
+        super::tests_support::events(windows, spike, 2)
+    }
+
+    fn run(p: &mut Pipeline, evs: &[Event], flush: bool) -> Scored {
+        let mut all = Scored::default();
+        for e in evs {
+            p.ingest(e);
+        }
+        let bound = if flush {
+            p.flush_bound().unwrap()
+        } else {
+            evs.iter().map(|e| e.timestamp_ms).max().unwrap()
+        };
+        let closing = p.close(bound);
+        let unknown = p.unknown_keys(&closing.windows);
+        for k in unknown {
+            p.restore(&k, &[]).unwrap();
+        }
+        let s = p.score(closing.windows).unwrap();
+        all.windows.extend(s.windows);
+        all.fired.extend(s.fired);
+        all.resolved.extend(s.resolved);
+        all.models.extend(s.models);
+        all.skipped += s.skipped;
+        all
+    }
+
+    #[test]
+    fn filters_keys_and_needs() {
+        let mut p = Pipeline::new(config(serde_json::json!({}))).unwrap();
+        assert_eq!(p.ingest(&event("zzz", 5, 1.0)), Ingested::Filtered);
+        assert_eq!(
+            p.ingest(&event("a", 1500, 1.0)),
+            Ingested::Accepted {
+                key: "a".into(),
+                needs: 2000
+            }
+        );
+        assert!(p.close(1500).windows.is_empty());
+        assert_eq!(p.ingest(&event("a", 100, 1.0)), Ingested::Late);
+        assert_eq!(p.flush_bound(), Some(2000));
+        assert_eq!(p.close(2000).windows.len(), 1);
+    }
+
+    #[test]
+    fn spike_fires_once_with_the_spiking_feature_first_then_resolves() {
+        let mut p = Pipeline::new(config(serde_json::json!({}))).unwrap();
+        let out = run(&mut p, &events(0..48, &[40, 41, 42]), true);
+        assert_eq!(out.windows.len(), 96);
+        assert_eq!(out.fired.len(), 1, "{:?}", out.fired);
+        let f = &out.fired[0];
+        assert_eq!(f.alert.partition_key, "a");
+        assert_eq!(f.alert.start_ms, 40_000);
+        assert_eq!(f.explanation.contributions[0].feature, "p99_latency");
+        assert_eq!(out.resolved.len(), 1);
+        assert_eq!(out.resolved[0].end_ms, 43_000);
+        // One model per key after warm-up (retraining is hourly).
+        assert_eq!(out.models.len(), 2);
+        assert!(out.models.iter().all(|m| m.version == 1));
+    }
+
+    #[test]
+    fn restore_from_history_reproduces_the_same_alert_without_duplicates() {
+        let all = events(0..48, &[40, 41, 42]);
+        let mut whole = Pipeline::new(config(serde_json::json!({}))).unwrap();
+        let reference = run(&mut whole, &all, true);
+
+        // First run: windows 0..30 written, then the worker dies.
+        let mut first = Pipeline::new(config(serde_json::json!({}))).unwrap();
+        let part1: Vec<Event> = all
+            .iter()
+            .filter(|e| e.timestamp_ms < 31_000)
+            .cloned()
+            .collect();
+        let written = run(&mut first, &part1, false);
+        assert_eq!(written.windows.len(), 60);
+        // Restart: restore from the stored windows and replay Kafka from an earlier offset.
+        let mut second = Pipeline::new(config(serde_json::json!({}))).unwrap();
+        for key in ["a", "b"] {
+            let hist: Vec<StoredWindow> = written
+                .windows
+                .iter()
+                .filter(|w| w.key == key)
+                .map(|w| w.window.clone())
+                .collect();
+            second.restore(key, &hist).unwrap();
+        }
+        let replay: Vec<Event> = all
+            .iter()
+            .filter(|e| e.timestamp_ms >= 25_000)
+            .cloned()
+            .collect();
+        let rest = run(&mut second, &replay, true);
+        assert_eq!(rest.skipped, 10); // windows 25..=29 of both keys
+        assert_eq!(
+            written.windows.len() + rest.windows.len(),
+            reference.windows.len()
+        );
+        assert_eq!(rest.fired.len(), 1);
+        assert_eq!(rest.fired[0].alert.id, reference.fired[0].alert.id);
+        let tail: Vec<&WindowResult> = reference.windows.iter().skip(60).collect();
+        let rest_refs: Vec<&WindowResult> = rest.windows.iter().collect();
+        assert_eq!(
+            tail, rest_refs,
+            "restored scores equal an uninterrupted run"
+        );
+    }
+
+    #[test]
+    fn without_the_range_guard_the_bare_forest_misses_an_out_of_range_spike() {
+        // Isolation Forest groups an unseen value beyond the training range with the training
+        // maximum, so a 10x p99 scores like an ordinary window: the range guard catches it.
+        let mut cfg = config(serde_json::json!({}));
+        cfg.z_guard = 0.0;
+        let mut p = Pipeline::new(cfg).unwrap();
+        let out = run(&mut p, &events(0..48, &[40, 41, 42]), true);
+        assert!(out.fired.is_empty());
+        let spike: Vec<f64> = out
+            .windows
+            .iter()
+            .filter(|w| w.key == "a" && (40_000..43_000).contains(&w.window.start_ms))
+            .filter_map(|w| w.window.score)
+            .collect();
+        assert!(spike.iter().all(|&s| s < 0.7), "{spike:?}");
+    }
+
+    #[test]
+    fn restored_gap_is_filled_with_empty_windows() {
+        let mut p = Pipeline::new(config(serde_json::json!({}))).unwrap();
+        let hist = vec![StoredWindow {
+            start_ms: 0,
+            end_ms: 1000,
+            values: vec![10.0, 55.0],
+            score: None,
+            anomalous: false,
+            drivers: vec![],
+        }];
+        p.restore("a", &hist).unwrap();
+        let out = run(&mut p, &[event("a", 3500, 50.0)], true);
+        let starts: Vec<i64> = out.windows.iter().map(|w| w.window.start_ms).collect();
+        assert_eq!(starts, vec![1000, 2000, 3000]);
+        assert_eq!(out.windows[0].window.values, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn drivers_map_lags_to_base_features() {
+        let c = |feature: &str, contribution: f64| FeatureContribution {
+            feature: feature.into(),
+            actual: 0.0,
+            typical: 0.0,
+            robust_z: 0.0,
+            contribution,
+        };
+        let e = Explanation {
+            score: 0.9,
+            contributions: vec![
+                c("p99_latency@t-1", 0.3),
+                c("p99_latency", 0.2),
+                c("error_rate", 0.1),
+                c("event_count", -0.1),
+            ],
+        };
+        assert_eq!(drivers(&e), vec![Feature::P99Latency, Feature::ErrorRate]);
+    }
+}
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// Deterministic noise in [0, 1).
+    pub fn noise(a: i64, b: i64, c: i64) -> f64 {
+        let h = (a * 7919 + b * 104_729 + c * 1_299_709).wrapping_mul(2_654_435_761);
+        (h.rem_euclid(1000)) as f64 / 1000.0
+    }
+    /// 1 s windows of 15–24 events per service (`a`, `b`, `c`); `a` has 10× latency in `spike`.
+    pub fn events(windows: std::ops::Range<i64>, spike: &[i64], services: usize) -> Vec<Event> {
+        let names = ["a", "b", "c"];
+        let mut out = Vec::new();
+        for w in windows {
+            for (si, s) in names.iter().take(services).enumerate() {
+                let n = 15 + (noise(w, 0, si as i64) * 10.0) as i64;
+                for i in 0..n {
+                    let base = 40.0 + 20.0 * noise(w, i + 1, si as i64);
+                    let l = if *s == "a" && spike.contains(&w) {
+                        base * 10.0
+                    } else {
+                        base
+                    };
+                    out.push(serde_json::from_value(serde_json::json!({"timestamp": w * 1000 + i * 30, "service": s, "latency_ms": l})).unwrap());
+                }
+            }
+        }
+        out.sort_by_key(|e: &Event| e.timestamp_ms);
+        out
+    }
+}

@@ -1,0 +1,363 @@
+//! PostgreSQL: embedded migrations, monthly partitions, and the worker's reads and writes.
+//! Every statement is literal SQL with binds; every insert is idempotent.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use helios_detection::features::Feature;
+use helios_report::request::{FeatureExplanation, WindowSample};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::types::Json;
+
+use crate::pipeline::{Scored, StoredWindow, values_map};
+use crate::records::{AnomalyMessage, ts};
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A query failed.
+    #[error("postgres: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON column could not be encoded.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The helios tables, as seen by one detector.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+    detector: String,
+    features: Vec<Feature>,
+}
+
+/// Connects a pool to `url`.
+pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?)
+}
+
+/// Applies the embedded migrations (bookkept in `helios._sqlx_migrations`).
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.create_schema("helios");
+    migrator.dangerous_set_table_name("helios._sqlx_migrations");
+    migrator.run(pool).await?;
+    Ok(())
+}
+
+/// Creates the monthly partitions from last month to three months ahead (no-op on hypertables).
+pub async fn ensure_partitions(pool: &PgPool, now: DateTime<Utc>) -> Result<(), StoreError> {
+    for table in ["windows", "anomalies"] {
+        sqlx::query("SELECT helios.ensure_month_partitions($1, $2, 1, 3)")
+            .bind(table)
+            .bind(now)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+type WindowRow = (
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Json<BTreeMap<String, f64>>,
+    Option<f64>,
+    bool,
+    Option<Json<Vec<Feature>>>,
+);
+
+/// A window's start and features.
+type SampleRow = (DateTime<Utc>, Json<BTreeMap<String, f64>>);
+
+type AnomalyRow = (
+    String,
+    String,
+    String,
+    String,
+    f64,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Json<Vec<FeatureExplanation>>,
+    Json<BTreeMap<String, f64>>,
+    i64,
+);
+
+impl Store {
+    /// The store of one detector (`namespace/name`) with its feature order.
+    pub fn new(pool: PgPool, detector: String, features: Vec<Feature>) -> Self {
+        Self {
+            pool,
+            detector,
+            features,
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The newest `limit` windows of `key`, oldest first.
+    pub async fn load_history(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredWindow>, StoreError> {
+        let rows: Vec<WindowRow> = sqlx::query_as(
+            "SELECT window_start, window_end, features, score, anomalous, drivers \
+             FROM helios.windows WHERE detector = $1 AND key = $2 \
+             ORDER BY window_start DESC LIMIT $3",
+        )
+        .bind(&self.detector)
+        .bind(key)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .rev()
+            .map(
+                |(start, end, features, score, anomalous, drivers)| StoredWindow {
+                    start_ms: start.timestamp_millis(),
+                    end_ms: end.timestamp_millis(),
+                    values: self
+                        .features
+                        .iter()
+                        .map(|f| features.0.get(f.as_str()).copied().unwrap_or(0.0))
+                        .collect(),
+                    score,
+                    anomalous,
+                    drivers: drivers.map(|d| d.0).unwrap_or_default(),
+                },
+            )
+            .collect())
+    }
+
+    /// Writes one batch atomically: windows, new anomalies, resolutions and model snapshots.
+    /// Returns the ids of anomalies inserted now (not present before).
+    pub async fn write_batch(
+        &self,
+        scored: &Scored,
+        anomalies: &[AnomalyMessage],
+        dry_run: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !scored.windows.is_empty() {
+            let n = scored.windows.len();
+            let (mut keys, mut starts, mut ends) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut features, mut scores, mut flags, mut versions, mut drivers) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for w in &scored.windows {
+                keys.push(w.key.as_str());
+                starts.push(ts(w.window.start_ms));
+                ends.push(ts(w.window.end_ms));
+                features.push(serde_json::to_value(values_map(
+                    &self.features,
+                    &w.window.values,
+                ))?);
+                scores.push(w.window.score);
+                flags.push(w.window.anomalous);
+                versions.push(i64::try_from(w.model_version).unwrap_or(i64::MAX));
+                drivers.push(if w.window.drivers.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::to_value(&w.window.drivers)?)
+                });
+            }
+            sqlx::query(
+                "INSERT INTO helios.windows \
+                   (detector, key, window_start, window_end, features, score, anomalous, \
+                    model_version, drivers) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::timestamptz[], $4::timestamptz[], \
+                   $5::jsonb[], $6::float8[], $7::bool[], $8::int8[], $9::jsonb[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&self.detector)
+            .bind(&keys)
+            .bind(&starts)
+            .bind(&ends)
+            .bind(&features)
+            .bind(&scores)
+            .bind(&flags)
+            .bind(&versions)
+            .bind(&drivers)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut inserted = Vec::new();
+        for a in anomalies {
+            let id: Option<(String,)> = sqlx::query_as(
+                "INSERT INTO helios.anomalies \
+                   (anomaly_id, detector, fingerprint, key, severity, score, window_start, \
+                    window_end, fired_window_start, explanation, features, model_version, dry_run) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT DO NOTHING RETURNING anomaly_id",
+            )
+            .bind(&a.anomaly_id)
+            .bind(&self.detector)
+            .bind(&a.fingerprint)
+            .bind(&a.key)
+            .bind(&a.severity)
+            .bind(a.score)
+            .bind(a.window_start)
+            .bind(a.window_end)
+            .bind(a.fired_window_start)
+            .bind(Json(&a.explanation))
+            .bind(Json(&a.features))
+            .bind(a.model_version)
+            .bind(dry_run)
+            .fetch_optional(&mut *tx)
+            .await?;
+            inserted.extend(id.map(|(id,)| id));
+        }
+        for r in &scored.resolved {
+            sqlx::query(
+                "UPDATE helios.anomalies SET window_end = $3, resolved = true \
+                 WHERE anomaly_id = $1 AND detector = $2 AND NOT resolved",
+            )
+            .bind(&r.alert_id)
+            .bind(&self.detector)
+            .bind(ts(r.end_ms))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for m in &scored.models {
+            sqlx::query(
+                "INSERT INTO helios.models (detector, key, model_version, feature_names, forest) \
+                 VALUES ($1, $2, $3, $4, $5::jsonb) \
+                 ON CONFLICT (detector, key) DO UPDATE SET model_version = EXCLUDED.model_version, \
+                   feature_names = EXCLUDED.feature_names, forest = EXCLUDED.forest, \
+                   trained_at = now() \
+                 WHERE helios.models.model_version <> EXCLUDED.model_version",
+            )
+            .bind(&self.detector)
+            .bind(&m.key)
+            .bind(i64::try_from(m.version).unwrap_or(i64::MAX))
+            .bind(Json(&m.feature_names))
+            .bind(&m.forest_json)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Anomalies recorded but not yet notified (the outbox), oldest first.
+    pub async fn outbox(&self, pipeline: &str) -> Result<Vec<AnomalyMessage>, StoreError> {
+        let rows: Vec<AnomalyRow> = sqlx::query_as(
+            "SELECT anomaly_id, key, fingerprint, severity, score, window_start, window_end, \
+                    fired_window_start, explanation, features, model_version \
+             FROM helios.anomalies WHERE detector = $1 AND NOT notified AND NOT dry_run \
+             ORDER BY window_start",
+        )
+        .bind(&self.detector)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AnomalyMessage {
+                anomaly_id: r.0,
+                detector: self.detector.clone(),
+                pipeline: pipeline.to_string(),
+                key: r.1,
+                fingerprint: r.2,
+                severity: r.3,
+                score: r.4,
+                window_start: r.5,
+                window_end: r.6,
+                fired_window_start: r.7,
+                explanation: r.8.0,
+                features: r.9.0,
+                model_version: r.10,
+            })
+            .collect())
+    }
+
+    /// Marks an anomaly notified, with the report's URI when one was written.
+    pub async fn mark_notified(
+        &self,
+        anomaly_id: &str,
+        window_start: DateTime<Utc>,
+        report_uri: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE helios.anomalies SET notified = true, notified_at = now(), \
+               report_uri = COALESCE($4, report_uri) \
+             WHERE anomaly_id = $1 AND window_start = $2 AND detector = $3",
+        )
+        .bind(anomaly_id)
+        .bind(window_start)
+        .bind(&self.detector)
+        .bind(report_uri)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `n` windows of `key` starting at or before `until`, oldest first (report context).
+    pub async fn recent_windows(
+        &self,
+        key: &str,
+        until: DateTime<Utc>,
+        n: i64,
+    ) -> Result<Vec<WindowSample>, StoreError> {
+        let rows: Vec<SampleRow> = sqlx::query_as(
+            "SELECT window_start, features FROM helios.windows \
+             WHERE detector = $1 AND key = $2 AND window_start <= $3 \
+             ORDER BY window_start DESC LIMIT $4",
+        )
+        .bind(&self.detector)
+        .bind(key)
+        .bind(until)
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .rev()
+            .map(|(start, features)| WindowSample {
+                start,
+                features: features.0,
+            })
+            .collect())
+    }
+
+    /// Other keys of this detector with an anomalous window in `[start, end)` (blast radius).
+    pub async fn related_keys(
+        &self,
+        key: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT key FROM helios.windows \
+             WHERE detector = $1 AND key <> $2 AND anomalous \
+               AND window_start >= $3 AND window_start < $4 ORDER BY key LIMIT 20",
+        )
+        .bind(&self.detector)
+        .bind(key)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(k,)| k).collect())
+    }
+}
