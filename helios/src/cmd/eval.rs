@@ -36,6 +36,16 @@ enum What {
         #[arg(long, value_delimiter = ',')]
         files: Vec<String>,
     },
+    /// Any dataset in the layout `train/<name>.txt`, `test/<name>.txt`, `test_label/<name>.txt`:
+    /// point-wise and point-adjusted P/R/F1 and ROC-AUC per series and overall.
+    Multivariate {
+        /// The dataset directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Expected anomaly fraction: the threshold is this quantile of the training scores.
+        #[arg(long, default_value_t = 0.05)]
+        contamination: f64,
+    },
     /// Our forest beside scikit-learn's IsolationForest on the same synthetic data.
     CompareSklearn {
         /// Python with scikit-learn (e2e/stack installs one; see HELIOS_PYTHON in e2e/.stack/env).
@@ -78,6 +88,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             algorithm,
             files,
         } => nab(dir, algorithm, files),
+        What::Multivariate { dir, contamination } => multivariate(dir, *contamination),
         What::CompareSklearn {
             python,
             train_rows,
@@ -105,6 +116,71 @@ fn nab(dir: &Path, algorithm: &str, files: &[String]) -> Result<(), Error> {
     let report = run_nab(dir, &cfg)?;
     println!("{report}");
     println!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn multivariate(dir: &Path, contamination: f64) -> Result<(), Error> {
+    use helios_detection::eval::metrics::{Prf, point_adjust, point_prf};
+    use helios_detection::eval::multivariate::load_multivariate;
+    use helios_detection::forest::Threshold;
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("test"))
+        .map_err(|e| Error::Usage(format!("{}: {e}", dir.join("test").display())))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".txt"))
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(Error::Usage(format!(
+            "no test/<name>.txt files under {}",
+            dir.display()
+        )));
+    }
+    println!(
+        "| series | rows | anomalies | point P / R / F1 | point-adjusted P / R / F1 | ROC-AUC |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let (mut point, mut adjusted) = ((0, 0, 0), (0, 0, 0));
+    let mut aucs = Vec::new();
+    let fmt = |p: &Prf| format!("{:.3} / {:.3} / {:.3}", p.precision, p.recall, p.f1);
+    for name in &names {
+        let set = load_multivariate(dir, name)?;
+        let cfg = ForestConfig {
+            n_trees: 100,
+            max_samples: 256,
+            seed: 42,
+            threshold: Threshold::Contamination(contamination),
+            ..ForestConfig::default()
+        };
+        let forest = IsolationForest::fit(&set.train, cfg)?;
+        let scores = forest.score_many(&set.test)?;
+        let pred: Vec<bool> = scores.iter().map(|s| forest.is_anomalous(*s)).collect();
+        let p = point_prf(&pred, &set.labels);
+        let a = point_prf(&point_adjust(&pred, &set.labels), &set.labels);
+        let auc = roc_auc(&scores, &set.labels);
+        point = (point.0 + p.tp, point.1 + p.fp, point.2 + p.fn_);
+        adjusted = (adjusted.0 + a.tp, adjusted.1 + a.fp, adjusted.2 + a.fn_);
+        aucs.extend(auc);
+        println!(
+            "| {name} | {} | {} | {} | {} | {} |",
+            set.test.len(),
+            set.labels.iter().filter(|l| **l).count(),
+            fmt(&p),
+            fmt(&a),
+            auc.map_or("n/a".into(), |v| format!("{v:.4}"))
+        );
+    }
+    let mean_auc = aucs.iter().sum::<f64>() / aucs.len().max(1) as f64;
+    println!(
+        "| overall ({} series) | | | {} | {} | {mean_auc:.4} (mean) |",
+        names.len(),
+        fmt(&Prf::from_counts(point.0, point.1, point.2)),
+        fmt(&Prf::from_counts(adjusted.0, adjusted.1, adjusted.2))
+    );
     Ok(())
 }
 
