@@ -118,6 +118,7 @@ async fn a_detected_spike_is_reported_to_s3() {
         .local_addr()
         .unwrap()
         .port();
+    let detect_log = std::env::temp_dir().join(format!("helios-dr-detect-{suffix}.log"));
     let mut detect = Command::new(env!("CARGO_BIN_EXE_helios"));
     detect
         .arg("detect")
@@ -141,26 +142,27 @@ async fn a_detected_spike_is_reported_to_s3() {
         .env("HELIOS_REPORT_PREFIX", "reports")
         .env("HELIOS_REPORT_S3_ENDPOINT", env.get("S3_ENDPOINT").unwrap())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(&detect_log).unwrap());
     aws(&mut detect);
     let _detect = Kill(detect.spawn().unwrap());
 
     let pool = clients::postgres_pool(&env).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let uri: String = loop {
-        let row: Option<Option<String>> = sqlx::query_scalar(
+        // Until the worker has run its migrations the table does not exist: that is "not yet".
+        let row: Result<Option<Option<String>>, sqlx::Error> = sqlx::query_scalar(
             "SELECT report_uri FROM helios.anomalies WHERE detector = $1 AND key = 'checkout'",
         )
         .bind(&detector)
         .fetch_optional(&pool)
-        .await
-        .unwrap();
-        if let Some(Some(uri)) = row {
-            break uri;
+        .await;
+        if let Ok(Some(Some(uri))) = &row {
+            break uri.clone();
         }
         assert!(
             Instant::now() < deadline,
-            "no reported anomaly for checkout within 120 s (row: {row:?})"
+            "no reported anomaly for checkout within 120 s (last query: {row:?}); detect log:\n{}",
+            std::fs::read_to_string(&detect_log).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
