@@ -7,6 +7,7 @@
 pub mod clients;
 pub mod env;
 pub mod kubectl;
+pub mod podrun;
 
 pub use env::{StackEnv, StackError};
 

@@ -108,6 +108,139 @@ fn kube_controller_manager_creates_replicasets() {
     assert!(deleted.success, "{}", deleted.stderr);
 }
 
+/// Workloads for the kwok test: a Deployment of 2, and a StatefulSet of 1 with its headless
+/// Service. The image is never pulled: kwok only plays the pods' lifecycle.
+fn kwok_workloads(ns: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\n\
+         spec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: web}}\n  template:\n\
+         \x20   metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n\
+         \x20     - name: web\n        image: registry.invalid/none:1\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata:\n  name: db\n  namespace: {ns}\n\
+         spec:\n  clusterIP: None\n  selector: {{app: db}}\n  ports:\n    - port: 5432\n---\n\
+         apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n  namespace: {ns}\n\
+         spec:\n  serviceName: db\n  replicas: 1\n  selector:\n    matchLabels: {{app: db}}\n\
+         \x20 template:\n    metadata:\n      labels: {{app: db}}\n    spec:\n      containers:\n\
+         \x20     - name: db\n        image: registry.invalid/none:1\n"
+    )
+}
+
+#[test]
+fn kwok_runs_deployment_and_statefulset_pods_on_the_fake_node() {
+    let env = stack();
+    let kubectl = Kubectl::new(&env).unwrap_or_else(|e| panic!("{e}"));
+    let node = env
+        .get("KWOK_NODE")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+    let node_ready = kubectl
+        .ok(
+            &[
+                "get",
+                "node",
+                &node,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("the kwok node: {e}; is kwok up? (`e2e/stack status`)"));
+    assert_eq!(node_ready, "True", "kwok node {node} is not Ready");
+    let temp = kubectl
+        .temp_namespace("smoke-kwok")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ns = temp.name.as_str();
+
+    // kube-controller-manager's serviceaccount controller creates "default" in a new namespace.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while kubectl
+        .ok(
+            &["get", "serviceaccount", "default", "-n", ns, "-o", "name"],
+            None,
+        )
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ServiceAccount default was not created in {ns} within 30 s \
+             (is kube-controller-manager's serviceaccount controller running?)"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let applied = kubectl.apply(&kwok_workloads(ns)).expect("kubectl runs");
+    assert!(applied.success, "kubectl apply failed: {}", applied.stderr);
+
+    let field = |kind: &str, path: &str| {
+        kubectl
+            .ok(
+                &["get", kind, "-n", ns, "-o", &format!("jsonpath={path}")],
+                None,
+            )
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let available = field("deployment/web", "{.status.availableReplicas}");
+        let ready = field("statefulset/db", "{.status.readyReplicas}");
+        if available == "2" && ready == "1" {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let dump = kubectl
+                .run(
+                    &[
+                        "get",
+                        "deployment,statefulset,service,pods",
+                        "-n",
+                        ns,
+                        "-o",
+                        "yaml",
+                    ],
+                    None,
+                )
+                .map(|o| format!("{}{}", o.stdout, o.stderr))
+                .unwrap_or_else(|e| e.to_string());
+            let events = kubectl
+                .run(&["get", "events", "-n", ns], None)
+                .map(|o| format!("{}{}", o.stdout, o.stderr))
+                .unwrap_or_else(|e| e.to_string());
+            panic!(
+                "after 120 s: Deployment availableReplicas={available:?} (want 2), \
+                 StatefulSet readyReplicas={ready:?} (want 1)\n{dump}\nevents:\n{events}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let pods = kubectl
+        .ok(
+            &[
+                "get",
+                "pods",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.phase}{\"\\n\"}{end}",
+            ],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pods: Vec<Vec<&str>> = pods
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(pods.len(), 3, "want 2 web pods and db-0, got {pods:?}");
+    for pod in &pods {
+        assert_eq!(
+            pod.get(1..),
+            Some(&[node.as_str(), "Running"][..]),
+            "every pod must run on the kwok node: {pods:?}"
+        );
+    }
+    assert!(pods.iter().any(|p| p.first() == Some(&"db-0")), "{pods:?}");
+}
+
 #[tokio::test]
 async fn kafka_round_trips_a_message() {
     let env = stack();

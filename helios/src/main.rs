@@ -28,6 +28,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Run the ingestion worker: HTTP events into Kafka.
     Ingest(Box<helios_ingest::Args>),
+    /// Run the operator: reconcile AnomalyPipelines and Detectors into topics and workloads.
+    Operator(Box<helios_operator::Args>),
     /// Run the report hook (Lambda runtime), or render one report with --local.
     Report(Box<helios_report::Args>),
     /// Send realistic synthetic traffic (with incidents) to helios ingest, or write NDJSON.
@@ -55,6 +57,7 @@ impl Command {
             Command::Detect(_) => "detect",
             Command::Eval(_) => "eval",
             Command::Ingest(_) => "ingest",
+            Command::Operator(_) => "operator",
             Command::Report(_) => "report",
             Command::Traffic(_) => "traffic",
             Command::Version => "version",
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Detect(args) => block_on(helios_detect::run((**args).clone())),
         Command::Eval(args) => cmd::eval::run(args).map_err(|e| e.to_string()),
         Command::Ingest(args) => block_on(helios_ingest::run((**args).clone())),
+        Command::Operator(args) => block_on(helios_operator::run((**args).clone())),
         Command::Report(args) => block_on(helios_report::run((**args).clone())),
         Command::Traffic(args) => block_on(async {
             let totals = helios_traffic::run((**args).clone()).await?;

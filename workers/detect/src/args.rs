@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+pub use crate::kube_status::KubeStatusMode;
+
 /// Arguments of `helios detect`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -28,6 +30,12 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub kafka_properties: Vec<String>,
+    /// SASL username (from the pipeline's Secret reference).
+    #[arg(long, env = "HELIOS_KAFKA_SASL_USERNAME", hide_env_values = true)]
+    pub kafka_sasl_username: Option<String>,
+    /// SASL password (from the pipeline's Secret reference).
+    #[arg(long, env = "HELIOS_KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
     /// PostgreSQL URL for windows, anomalies and models.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -70,4 +78,25 @@ pub struct Args {
     /// Longest a graceful shutdown waits for pending notifications.
     #[arg(long, env = "HELIOS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
+    /// Write the runtime status (`ModelTrained`, `DataFlowing`, `AnomalyActive`, model, last
+    /// anomaly) to the Detector: `auto` (in a cluster or with a kubeconfig), `on`, `off`.
+    #[arg(long, env = "HELIOS_KUBE_STATUS", value_enum, default_value_t = KubeStatusMode::Auto)]
+    pub kube_status: KubeStatusMode,
+    /// Kubeconfig file(s) of the status writer; the in-cluster configuration when unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<String>,
+}
+
+impl Args {
+    /// The librdkafka properties of every client: `--kafka-property` plus the SASL credentials.
+    pub fn kafka_client_properties(&self) -> Vec<String> {
+        let mut props = self.kafka_properties.clone();
+        if let Some(user) = &self.kafka_sasl_username {
+            props.push(format!("sasl.username={user}"));
+        }
+        if let Some(pass) = &self.kafka_sasl_password {
+            props.push(format!("sasl.password={pass}"));
+        }
+        props
+    }
 }

@@ -11,11 +11,16 @@
 //! whose windows are written, alert ids are deterministic and inserts are idempotent, a key's
 //! model and alert state are rebuilt from its stored windows, and notifications are driven by
 //! the anomalies table (an outbox).
+//!
+//! The worker also reports on itself in its Detector's status ([`status`], written by
+//! [`kube_status`] under the field manager `helios-detect`): `ModelTrained`, `DataFlowing`,
+//! `AnomalyActive`, `model` and `lastAnomaly`, beside the operator's `Ready`.
 
 pub mod args;
 pub mod config;
 pub mod http;
 pub mod kafka;
+pub mod kube_status;
 pub mod metrics;
 pub mod notifier;
 pub mod offsets;
@@ -24,6 +29,7 @@ pub mod pipeline;
 pub mod records;
 pub mod report;
 pub mod selector;
+pub mod status;
 pub mod store;
 pub mod watermark;
 pub mod windows;
@@ -67,6 +73,9 @@ pub enum Error {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    /// `--kube-status on` without a usable Kubernetes configuration.
+    #[error(transparent)]
+    KubeStatus(#[from] kube_status::KubeStatusError),
 }
 
 /// Runs the worker until SIGTERM/SIGINT.
@@ -92,6 +101,8 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     };
     let metrics = metrics::Metrics::new()?;
     let ready = Arc::new(AtomicBool::new(false));
+    let status = status::StatusHandle::new(chrono::Utc::now());
+    let kube = kube_status::client(args.kube_status, args.kubeconfig.as_deref()).await?;
     let mut tasks = JoinSet::new();
 
     let listener = TcpListener::bind(args.listen).await?;
@@ -111,11 +122,12 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     store::ensure_partitions(&pool, chrono::Utc::now()).await?;
     let store = store::Store::new(pool, cfg.id.id(), cfg.features.clone());
 
+    let kafka_props = args.kafka_client_properties();
     let notify = if cfg.policy.mode == Mode::Enforce {
         let producer = kafka::AnomalyProducer::new(
             &args.kafka_bootstrap,
             &args.anomalies_topic,
-            &args.kafka_properties,
+            &kafka_props,
         )?;
         let reports = report_client(&args)?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -129,6 +141,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
             producer,
             reports,
             metrics: metrics.clone(),
+            status: status.clone(),
         };
         let notifier = tasks.spawn(n.run(rx));
         Some((tx, notifier))
@@ -141,7 +154,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         &args.kafka_bootstrap,
         &cfg.id.group_id(),
         &args.events_topic,
-        &args.kafka_properties,
+        &kafka_props,
         metrics.clone(),
     )?;
     let restore_limit = match args.restore_windows {
@@ -150,6 +163,19 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     };
     tracing::info!(detector = %cfg.id.id(), group = %cfg.id.group_id(), topic = %args.events_topic,
                    ?idle_close, "detector consuming");
+    let (stop_status, stopped) = tokio::sync::watch::channel(false);
+    let writer = kube.map(|client| {
+        tracing::info!(detector = %cfg.id.id(), "writing the runtime status to the Detector");
+        let w = kube_status::StatusWriter::new(
+            client,
+            &cfg.id,
+            &args.detector_config,
+            status.clone(),
+            status::StatusSettings::from_config(&cfg),
+            metrics.clone(),
+        );
+        tokio::spawn(w.run(stopped))
+    });
     ready.store(true, Ordering::Relaxed);
     let worker = worker::Worker {
         cfg,
@@ -161,6 +187,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         metrics,
         idle_close,
         restore_limit,
+        status,
     };
     let result = worker.run(shutdown).await;
     ready.store(false, Ordering::Relaxed);
@@ -177,6 +204,16 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         .await;
         if drained.is_err() {
             tracing::warn!("pending notifications stay in the outbox for the next start");
+        }
+    }
+    if let Some(mut writer) = writer {
+        // One last write (e.g. the report URI the notifier just got), bounded.
+        let _ = stop_status.send(true);
+        if tokio::time::timeout(Duration::from_secs(12), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
         }
     }
     tasks.shutdown().await;

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub write_latency: Histogram,
     /// Event-time watermark (ms since the epoch).
     pub watermark: IntGauge,
+    /// Writes of the runtime status to the Detector, by outcome (`applied`, `unchanged`, `error`).
+    pub status_writes: IntCounterVec,
 }
 
 impl Metrics {
@@ -81,6 +83,13 @@ impl Metrics {
             .buckets(buckets.into_iter().chain([2.5, 5.0, 10.0]).collect()),
         )?;
         let watermark = IntGauge::new("helios_detect_watermark_ms", "Event-time watermark")?;
+        let status_writes = IntCounterVec::new(
+            Opts::new(
+                "helios_detect_status_writes_total",
+                "Writes of the runtime status to the Detector object, by outcome",
+            ),
+            &["outcome"],
+        )?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
         registry.register(Box::new(windows.clone()))?;
@@ -90,6 +99,7 @@ impl Metrics {
         registry.register(Box::new(scoring_latency.clone()))?;
         registry.register(Box::new(write_latency.clone()))?;
         registry.register(Box::new(watermark.clone()))?;
+        registry.register(Box::new(status_writes.clone()))?;
         Ok(Self {
             registry,
             events,
@@ -101,6 +111,7 @@ impl Metrics {
             scoring_latency,
             write_latency,
             watermark,
+            status_writes,
         })
     }
 

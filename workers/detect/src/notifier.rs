@@ -15,6 +15,7 @@ use crate::kafka::AnomalyProducer;
 use crate::metrics::Metrics;
 use crate::records::AnomalyMessage;
 use crate::report::{Decision, ReportClient, ReportLimiter};
+use crate::status::StatusHandle;
 use crate::store::Store;
 
 /// Windows of context sent with a report.
@@ -34,6 +35,8 @@ pub struct Notifier {
     pub reports: Option<(ReportClient, ReportLimiter)>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Runtime status (`lastAnomaly.reportUri`).
+    pub status: StatusHandle,
 }
 
 impl Notifier {
@@ -108,6 +111,8 @@ impl Notifier {
                     .notifications
                     .with_label_values(&["report"])
                     .inc();
+                self.status
+                    .update(|s| s.report(&a.fingerprint, a.window_start, &uri));
                 Some(uri)
             }
             Err(e) => {

@@ -140,6 +140,24 @@ pub struct Scored {
 struct KeyProgress {
     last_start: Option<i64>,
     model_version: u64,
+    warmup_seen: usize,
+}
+
+/// Warm-up and model progress over every key the pipeline knows.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TrainingProgress {
+    /// Keys seen (restored or scored).
+    pub keys: usize,
+    /// Keys with a trained model.
+    pub trained_keys: usize,
+    /// Most warm-up windows collected by a key still warming up.
+    pub warmup_seen: usize,
+    /// Windows a key needs before its first model.
+    pub warmup_needed: usize,
+    /// Highest model version of any key (0 before the first model).
+    pub model_version: u64,
+    /// Threshold on the anomaly score (0–1) of that newest model.
+    pub threshold: Option<f64>,
 }
 
 /// The detector's in-memory state.
@@ -172,6 +190,31 @@ impl Pipeline {
     /// The configuration.
     pub fn config(&self) -> &DetectorConfig {
         &self.cfg
+    }
+
+    /// Warm-up and model progress over every known key.
+    pub fn training(&self) -> TrainingProgress {
+        let mut out = TrainingProgress {
+            warmup_needed: self.cfg.stream.warmup_windows,
+            ..TrainingProgress::default()
+        };
+        for (key, p) in &self.keys {
+            out.keys += 1;
+            if p.model_version == 0 {
+                out.warmup_seen = out.warmup_seen.max(p.warmup_seen);
+                continue;
+            }
+            out.trained_keys += 1;
+            if p.model_version > out.model_version {
+                out.model_version = p.model_version;
+                out.threshold = self
+                    .streams
+                    .get(key)
+                    .and_then(|s| s.model())
+                    .map(|m| m.threshold_s());
+            }
+        }
+        out
     }
 
     /// Whether any accepted event exists (something to flush).
@@ -233,7 +276,9 @@ impl Pipeline {
             if progress.last_start.is_some_and(|l| w.start_ms <= l) {
                 continue;
             }
-            self.streams.observe(key, &w.values)?;
+            if let StreamOutcome::WarmingUp { seen, .. } = self.streams.observe(key, &w.values)? {
+                progress.warmup_seen = seen;
+            }
             self.alerts.observe(&self.verdict(key, w));
             progress.last_start = Some(w.start_ms);
         }
@@ -299,6 +344,10 @@ impl Pipeline {
         let started = Instant::now();
         let values = acc.vector(&self.cfg.features);
         let outcome = self.streams.observe(key, &values)?;
+        let warmup_seen = match outcome {
+            StreamOutcome::WarmingUp { seen, .. } => Some(seen),
+            StreamOutcome::Scored { .. } => None,
+        };
         let (score, anomalous, model_version) = match outcome {
             StreamOutcome::WarmingUp { .. } => (None, false, 0),
             StreamOutcome::Scored {
@@ -351,6 +400,9 @@ impl Pipeline {
         }
         let progress = self.keys.entry(key.to_string()).or_default();
         progress.last_start = Some(start_ms);
+        if let Some(seen) = warmup_seen {
+            progress.warmup_seen = seen;
+        }
         if let Some(stream) = self.streams.get(key)
             && stream.model_version() != progress.model_version
         {
@@ -496,6 +548,27 @@ mod tests {
         // One model per key after warm-up (retraining is hourly).
         assert_eq!(out.models.len(), 2);
         assert!(out.models.iter().all(|m| m.version == 1));
+    }
+
+    #[test]
+    fn training_progress_counts_warm_up_then_models() {
+        let mut p = Pipeline::new(config(serde_json::json!({}))).unwrap();
+        assert_eq!(p.training().keys, 0);
+        run(&mut p, &events(0..12, &[]), true);
+        let t = p.training();
+        assert_eq!(
+            (t.keys, t.trained_keys, t.warmup_seen, t.warmup_needed),
+            (2, 0, 12, 20)
+        );
+        assert_eq!((t.model_version, t.threshold), (0, None));
+        run(&mut p, &events(12..25, &[]), true);
+        let t = p.training();
+        assert_eq!((t.keys, t.trained_keys, t.model_version), (2, 2, 1));
+        assert_eq!(
+            t.threshold,
+            Some(0.7),
+            "explicit threshold -0.7 is 0.7 on the score"
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
 use crate::pipeline::{Closing, Ingested, Pipeline};
 use crate::records::AnomalyMessage;
+use crate::status::{StatusHandle, StatusSettings};
 use crate::store::Store;
 use crate::watermark::{Bound, PartitionClocks};
 
@@ -55,6 +56,8 @@ pub struct Worker {
     pub idle_close: Duration,
     /// Windows per key replayed from storage on first sight of a key.
     pub restore_limit: usize,
+    /// Runtime status shared with the status writer.
+    pub status: StatusHandle,
 }
 
 struct LoopState {
@@ -174,6 +177,7 @@ impl Worker {
             }
             Ingested::Accepted { needs, .. } => {
                 self.metrics.events.with_label_values(&["accepted"]).inc();
+                self.status.update(|s| s.event(chrono::Utc::now()));
                 st.tracker.record(partition, offset, Some(needs));
             }
         }
@@ -267,6 +271,16 @@ impl Worker {
         }
         self.metrics.windows_skipped.inc_by(scored.skipped as u64);
         st.tracker.closed_through(closing.bound);
+        let training = st.pipeline.training();
+        let hold = StatusSettings::from_config(&self.cfg).anomaly_hold;
+        let now = chrono::Utc::now();
+        self.status.update(|s| {
+            s.training(training, now);
+            s.windows(&scored.windows, hold, now);
+            if let Some(m) = messages.iter().rfind(|m| inserted.contains(&m.anomaly_id)) {
+                s.anomaly(m);
+            }
+        });
         for m in messages {
             if !inserted.contains(&m.anomaly_id) {
                 continue;

@@ -149,6 +149,8 @@ fn args(s: &Stack, detector: &str, events: &str, anomalies: &str, port: u16, idl
         events_topic: events.to_string(),
         anomalies_topic: anomalies.to_string(),
         kafka_properties: vec![],
+        kafka_sasl_username: None,
+        kafka_sasl_password: None,
         database_url: s.database_url.clone(),
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         restore_windows: 0,
@@ -163,6 +165,8 @@ fn args(s: &Stack, detector: &str, events: &str, anomalies: &str, port: u16, idl
         report_cooldown: "15m".into(),
         report_max_per_hour: 20,
         shutdown_timeout_secs: 10,
+        kube_status: helios_detect::args::KubeStatusMode::Off,
+        kubeconfig: None,
     }
 }
 

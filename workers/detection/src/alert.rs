@@ -5,7 +5,8 @@
 //! one driving feature is at or above its floor (drivers without a floor always pass). After
 //! `min_consecutive` qualifying windows in a row an episode fires (unless the fingerprint is
 //! in cooldown); further qualifying windows continue it, and the first non-qualifying window
-//! resolves it. The alert id is `fnv1a64(fingerprint, episode start)`, so replaying the same
+//! resolves it. The cooldown only holds back alerts of the same or lower severity than the one
+//! that started it: a Critical episode after a resolved Info one still pages. The alert id is `fnv1a64(fingerprint, episode start)`, so replaying the same
 //! windows yields the same ids and never a duplicate.
 
 use std::collections::BTreeMap;
@@ -186,7 +187,7 @@ struct Episode {
     run_start: i64,
     last_end: i64,
     active: Option<(String, Severity)>,
-    last_fired: Option<i64>,
+    last_fired: Option<(i64, Severity)>,
 }
 
 /// Per-fingerprint episode tracking for one policy.
@@ -248,14 +249,15 @@ impl AlertState {
                 needed: min_consecutive,
             };
         }
-        if let Some(last) = ep.last_fired
+        if let Some((last, last_severity)) = ep.last_fired
             && v.window_start_ms - last < self.policy.cooldown_ms
+            && severity <= last_severity
         {
             return Transition::Suppressed { fingerprint: fp };
         }
         let id = alert_id(&fp, ep.run_start);
         ep.active = Some((id.clone(), severity));
-        ep.last_fired = Some(v.window_start_ms);
+        ep.last_fired = Some((v.window_start_ms, severity));
         Transition::Fired(Alert {
             id,
             fingerprint: fp,
@@ -363,6 +365,33 @@ mod tests {
             panic!()
         };
         assert_eq!(a.start_ms, 300);
+    }
+
+    #[test]
+    fn a_higher_severity_breaks_through_the_cooldown() {
+        let mut s = state(AlertPolicy {
+            min_consecutive: 1,
+            ..policy()
+        });
+        let mut low = verdict(0, true, 300.0);
+        low.score = 0.65;
+        let Transition::Fired(first) = s.observe(&low) else {
+            panic!("the first anomaly fires")
+        };
+        s.observe(&verdict(100, false, 300.0));
+        let mut same = verdict(200, true, 300.0);
+        same.score = 0.65;
+        assert!(matches!(s.observe(&same), Transition::Suppressed { .. }));
+        s.observe(&verdict(300, false, 300.0));
+        let mut high = verdict(400, true, 300.0);
+        high.score = 0.99;
+        let Transition::Fired(second) = s.observe(&high) else {
+            panic!("an escalation inside the cooldown fires")
+        };
+        assert!(
+            second.severity > first.severity,
+            "{first:?} then {second:?}"
+        );
     }
 
     #[test]

@@ -3,18 +3,23 @@
 //! Contribution of feature `j` = `s(x) − s(x with x_j replaced by the training median)`: the
 //! drop in anomaly score when that feature alone is made typical. Positive means the feature
 //! pushed the score up. The robust z is `|x_j − median_j| / (1.4826·MAD_j)` (the MAD scaled
-//! to be comparable with a normal z); when the MAD is 0 the z is 0 for `x_j = median_j` and
-//! capped at [`Z_CAP`] otherwise, so it is always finite.
+//! to be comparable with a normal z). A feature that is mostly constant (an error rate that is 0
+//! in most windows) has MAD 0; then the scale falls back to `1.2533·MeanAD_j` (the mean absolute
+//! deviation from the median, scaled the same way), so one stray error is a small z, not an
+//! infinite one. Only a feature with no spread at all gives [`Z_CAP`] for any change; a value
+//! equal to the median is always 0. The z is always finite.
 
 use serde::{Deserialize, Serialize};
 
 use crate::DetectionError;
 use crate::forest::IsolationForest;
-use crate::stats::{mad, median};
+use crate::stats::{mad, mean, median};
 
 /// Upper bound on the robust z (keeps JSON finite).
 pub const Z_CAP: f64 = 1000.0;
 const MAD_SCALE: f64 = 1.4826;
+/// Makes the mean absolute deviation comparable with a normal standard deviation (√(π/2)).
+const MEAN_AD_SCALE: f64 = 1.2533;
 
 /// Typical values of each feature in the training data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +28,9 @@ pub struct Baseline {
     pub medians: Vec<f64>,
     /// Unscaled median absolute deviation per feature.
     pub mads: Vec<f64>,
+    /// Unscaled mean absolute deviation from the median per feature (the fallback scale).
+    #[serde(default)]
+    pub mean_ads: Vec<f64>,
 }
 
 impl Baseline {
@@ -34,6 +42,7 @@ impl Baseline {
             .ok_or(DetectionError::EmptyTrainingSet)?;
         let mut medians = Vec::with_capacity(d);
         let mut mads = Vec::with_capacity(d);
+        let mut mean_ads = Vec::with_capacity(d);
         for j in 0..d {
             let col = rows
                 .iter()
@@ -47,8 +56,13 @@ impl Baseline {
             let m = median(&col);
             medians.push(m);
             mads.push(mad(&col, m));
+            mean_ads.push(mean(&col.iter().map(|x| (x - m).abs()).collect::<Vec<_>>()));
         }
-        Ok(Self { medians, mads })
+        Ok(Self {
+            medians,
+            mads,
+            mean_ads,
+        })
     }
 
     /// Robust z of `value` for feature `j` (finite, ≤ [`Z_CAP`]).
@@ -57,12 +71,18 @@ impl Baseline {
             return 0.0;
         };
         let diff = (value - m).abs();
+        let mean_ad = self.mean_ads.get(j).copied().unwrap_or(0.0);
+        let scale = if d > 0.0 {
+            MAD_SCALE * d
+        } else {
+            MEAN_AD_SCALE * mean_ad
+        };
         if diff == 0.0 {
             0.0
-        } else if d == 0.0 {
+        } else if scale == 0.0 {
             Z_CAP
         } else {
-            (diff / (MAD_SCALE * d)).min(Z_CAP)
+            (diff / scale).min(Z_CAP)
         }
     }
 }
@@ -186,5 +206,22 @@ mod tests {
         assert!((b.robust_z(0, 5.0) - 3.0 / 1.4826).abs() < 1e-12);
         assert_eq!(b.robust_z(1, 5.0), 0.0);
         assert_eq!(b.robust_z(1, 6.0), Z_CAP);
+    }
+
+    #[test]
+    fn a_mostly_zero_feature_uses_the_mean_absolute_deviation() {
+        // An error rate that is 0 in 7 of 10 windows: MAD 0, MeanAD 0.3·0.006.
+        let rows: Vec<Vec<f64>> = (0..10)
+            .map(|i| vec![if i % 3 == 0 { 0.006 } else { 0.0 }])
+            .collect();
+        let b = Baseline::fit(&rows).unwrap();
+        assert_eq!(b.mads, vec![0.0]);
+        let stray = b.robust_z(0, 0.008);
+        assert!(
+            stray > 1.0 && stray < 8.0,
+            "one stray error is a small z: {stray}"
+        );
+        let burst = b.robust_z(0, 0.3);
+        assert!(burst > 50.0, "an error burst is a large z: {burst}");
     }
 }

@@ -111,7 +111,13 @@ pub async fn serve(handler: Arc<Handler>) -> Result<(), Error> {
         let h = handler.clone();
         let svc = service_fn(move |event: LambdaEvent<Value>| {
             let h = h.clone();
-            async move { h.handle_value(event.payload).await }
+            async move {
+                if is_probe(&event.payload) {
+                    return Ok(serde_json::json!({"probe": "ok"}));
+                }
+                let response = h.handle_value(event.payload).await?;
+                serde_json::to_value(response).map_err(|e| Error::Config(e.to_string()))
+            }
         });
         let started = Instant::now();
         // Spawned, so that a panic inside `lambda_runtime` (it panics on a /next answer without
@@ -133,9 +139,22 @@ pub async fn serve(handler: Arc<Handler>) -> Result<(), Error> {
     }
 }
 
+/// The operator's reachability probe (`{"heliosProbe": true}`, sent as a DryRun invocation,
+/// which real Lambda never delivers but emulators do): answered without producing a report.
+pub fn is_probe(payload: &Value) -> bool {
+    payload.get("heliosProbe").and_then(Value::as_bool) == Some(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_probe_is_a_probe() {
+        assert!(is_probe(&serde_json::json!({"heliosProbe": true})));
+        assert!(!is_probe(&serde_json::json!({"heliosProbe": "yes"})));
+        assert!(!is_probe(&serde_json::json!({"anomalyId": "a"})));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: std::collections::HashMap<String, String> = pairs

@@ -1,0 +1,492 @@
+//! `helios operator` against the real stack: kube-apiserver (+ controller-manager, scheduler and
+//! kwok's fake node, so workloads report real readiness), Kafka, MinIO and the Lambda emulator.
+//! Each test runs its own operator binary watching only its own temporary namespace.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use helios_crds::{AnomalyPipeline, Detector};
+use helios_e2e::kubectl::unique_suffix;
+use helios_e2e::{StackEnv, clients};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Service};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use support::*;
+
+fn pipeline_yaml(name: &str, env: &StackEnv, partitions: u32, extra: &str) -> String {
+    format!(
+        r#"apiVersion: helios.dev/v1alpha1
+kind: AnomalyPipeline
+metadata:
+  name: {name}
+spec:
+  kafka:
+    bootstrapServers: "{bootstrap}"
+    topics:
+      events: {{partitions: {partitions}, replicationFactor: 1, retention: 1h}}
+      anomalies: {{partitions: 1, replicationFactor: 1}}
+    deletionPolicy: Delete
+  ingestion:
+    replicas: 1
+    authTokenSecretRef: {{name: {name}-token, key: token}}
+{extra}"#,
+        bootstrap = env.get("KAFKA_BOOTSTRAP").unwrap()
+    )
+}
+
+fn token_secret(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-token}}\nstringData: {{token: t0k3n-{name}}}\n"
+    )
+}
+
+fn owned_by<K: Resource>(child: &K, owner_uid: &str) -> bool {
+    child.meta().owner_references.as_ref().is_some_and(|refs| {
+        refs.iter()
+            .any(|r| r.uid == owner_uid && r.controller == Some(true))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_gets_topics_children_truthful_status_and_is_cleaned_up() {
+    let (env, kubectl) = stack();
+    let ns = kubectl.temp_namespace("op-life").unwrap();
+    let client = kube_client(&env).await;
+    let mut op = start_operator(&env, &ns.name);
+    let name = "shop";
+    apply(&kubectl, &ns, &token_secret(name));
+    apply(&kubectl, &ns, &pipeline_yaml(name, &env, 2, ""));
+    let pipelines: Api<AnomalyPipeline> = Api::namespaced(client.clone(), &ns.name);
+
+    // Topics exist with the declared partitions and retention before TopicsReady says so.
+    let topics = pipeline_condition(&mut op, &pipelines, name, "TopicsReady", "True", None).await;
+    let events = format!("helios.{}.{name}.events", ns.name);
+    let anomalies = format!("helios.{}.{name}.anomalies", ns.name);
+    let kafka = admin(&env);
+    assert_eq!(partitions(&kafka, &events), Some(2), "{}", topics.message);
+    assert_eq!(partitions(&kafka, &anomalies), Some(1));
+    assert_eq!(
+        topic_config(&kafka, &events, "retention.ms")
+            .await
+            .as_deref(),
+        Some("3600000")
+    );
+
+    // Children carry a controller owner reference to the pipeline.
+    let p = pipelines.get(name).await.unwrap();
+    let uid = p.uid().unwrap();
+    assert!(
+        p.finalizers().iter().any(|f| f == "helios.dev/topics"),
+        "Delete policy adds the finalizer"
+    );
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &ns.name)
+        .get(&format!("{name}-ingest"))
+        .await
+        .unwrap();
+    assert!(owned_by(&deployment, &uid));
+    let pod = deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .clone()
+        .unwrap();
+    let container = &pod.containers[0];
+    assert_eq!(container.image.as_deref(), Some("helios:e2e"));
+    assert!(
+        container.args.iter().flatten().any(|a| a == "ingest"),
+        "{:?}",
+        container.args
+    );
+    let sc = container.security_context.clone().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    let env_names: Vec<&str> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    for wanted in [
+        "HELIOS_KAFKA_BOOTSTRAP",
+        "HELIOS_EVENTS_TOPIC",
+        "HELIOS_INGEST_TOKEN",
+    ] {
+        assert!(
+            env_names.contains(&wanted),
+            "{wanted} missing from {env_names:?}"
+        );
+    }
+    let service = Api::<Service>::namespaced(client.clone(), &ns.name)
+        .get(&format!("{name}-ingest"))
+        .await
+        .unwrap();
+    assert!(owned_by(&service, &uid));
+    let config = Api::<ConfigMap>::namespaced(client.clone(), &ns.name)
+        .get(&format!("{name}-config"))
+        .await
+        .unwrap();
+    assert!(owned_by(&config, &uid));
+
+    // The Deployment's pod really becomes available (kwok), so the summary turns Ready.
+    let ready = pipeline_condition(&mut op, &pipelines, name, "Ready", "True", None).await;
+    let p = pipelines.get(name).await.unwrap();
+    let status = p.status.clone().unwrap();
+    for c in &status.conditions {
+        assert_eq!(
+            c.observed_generation,
+            p.metadata.generation,
+            "{}",
+            describe(&status.conditions)
+        );
+    }
+    for t in [
+        "TopicsReady",
+        "IngestionAvailable",
+        "DetectorsReady",
+        "ReportHookReady",
+    ] {
+        let c = condition(&status.conditions, t).unwrap_or_else(|| panic!("{t} missing"));
+        assert_eq!(c.status, "True", "{}", describe(&status.conditions));
+    }
+    assert_eq!(
+        status.topics.as_ref().map(|t| t.events.as_str()),
+        Some(events.as_str())
+    );
+    assert_eq!(status.ingestion.as_ref().map(|i| i.replicas), Some(1));
+    let ready_since = ready.last_transition_time.clone();
+
+    // Growing the partitions grows the topic; Ready stays True (no flap on a spec change).
+    pipelines
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"kafka": {"topics": {"events": {"partitions": 4}}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually(&mut op, "events topic grown to 4 partitions", || async {
+        let p = pipelines.get(name).await.map_err(|e| e.to_string())?;
+        let s = p.status.clone().unwrap_or_default();
+        let observed = s.topics.as_ref().and_then(|t| t.events_partitions);
+        match (
+            partitions(&kafka, &events),
+            observed,
+            s.observed_generation == p.metadata.generation,
+        ) {
+            (Some(4), Some(4), true) => Ok(()),
+            other => Err(format!("kafka/status/current: {other:?}")),
+        }
+    })
+    .await;
+    let after = pipeline_condition(&mut op, &pipelines, name, "Ready", "True", None).await;
+    assert_eq!(
+        after.last_transition_time, ready_since,
+        "Ready did not flap"
+    );
+
+    // Deleting the pipeline deletes the topics (deletionPolicy Delete), releases the finalizer,
+    // and the garbage collector removes the children.
+    pipelines.delete(name, &Default::default()).await.unwrap();
+    eventually(&mut op, "pipeline and topics gone", || async {
+        let gone = pipelines
+            .get_opt(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none();
+        match (
+            gone,
+            partitions(&kafka, &events),
+            partitions(&kafka, &anomalies),
+        ) {
+            (true, None, None) => Ok(()),
+            other => Err(format!("pipeline gone / events / anomalies: {other:?}")),
+        }
+    })
+    .await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns.name);
+    eventually(
+        &mut op,
+        "the ingestion Deployment is garbage collected",
+        || async {
+            match deployments.get_opt(&format!("{name}-ingest")).await {
+                Ok(None) => Ok(()),
+                other => Err(format!("{:?}", other.map(|d| d.map(|d| d.name_any())))),
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detector_waits_for_its_pipeline_then_runs() {
+    let (env, kubectl) = stack();
+    let ns = kubectl.temp_namespace("op-det").unwrap();
+    let client = kube_client(&env).await;
+    let mut op = start_operator(&env, &ns.name);
+    let detectors: Api<Detector> = Api::namespaced(client.clone(), &ns.name);
+    let pipelines: Api<AnomalyPipeline> = Api::namespaced(client.clone(), &ns.name);
+    apply(
+        &kubectl,
+        &ns,
+        "apiVersion: helios.dev/v1alpha1\nkind: Detector\nmetadata: {name: latency}\n\
+         spec: {pipelineRef: {name: web}, features: [event_count, p99_latency]}\n",
+    );
+    let waiting = detector_condition(
+        &mut op,
+        &detectors,
+        "latency",
+        "Ready",
+        "False",
+        Some("PipelineNotFound"),
+    )
+    .await;
+    assert!(waiting.message.contains("web"), "{}", waiting.message);
+
+    apply(&kubectl, &ns, &token_secret("web"));
+    apply(&kubectl, &ns, &pipeline_yaml("web", &env, 2, ""));
+    // The pipeline's appearance alone (no Detector change) brings the StatefulSet and Ready.
+    detector_condition(&mut op, &detectors, "latency", "Ready", "True", None).await;
+    let d = detectors.get("latency").await.unwrap();
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), &ns.name)
+        .get("latency-detect")
+        .await
+        .unwrap();
+    assert!(owned_by(&sts, &d.uid().unwrap()));
+    let container = &sts
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    assert!(
+        container.args.iter().flatten().any(|a| a == "detect"),
+        "{:?}",
+        container.args
+    );
+    let env_value = |key: &str| {
+        container
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == key)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(
+        env_value("HELIOS_EVENTS_TOPIC"),
+        Some(format!("helios.{}.web.events", ns.name))
+    );
+    assert_eq!(
+        env_value("HELIOS_DETECTOR"),
+        Some(format!("{}/latency", ns.name))
+    );
+    let spec: serde_json::Value =
+        serde_json::from_str(&env_value("HELIOS_DETECTOR_CONFIG").unwrap()).unwrap();
+    assert_eq!(
+        spec["features"],
+        serde_json::json!(["event_count", "p99_latency"])
+    );
+    let headless = Api::<Service>::namespaced(client.clone(), &ns.name)
+        .get("latency-detect")
+        .await
+        .unwrap();
+    assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+
+    // The pipeline counts the ready detector.
+    pipeline_condition(
+        &mut op,
+        &pipelines,
+        "web",
+        "DetectorsReady",
+        "True",
+        Some("AllDetectorsReady"),
+    )
+    .await;
+    let p = pipelines.get("web").await.unwrap();
+    assert_eq!(
+        p.status.unwrap().detectors.map(|d| d.summary),
+        Some("1/1".to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_topics_and_report_hooks_are_conditions_and_events_not_crashes() {
+    let (env, kubectl) = stack();
+    let ns = kubectl.temp_namespace("op-bad").unwrap();
+    let client = kube_client(&env).await;
+    let kafka = admin(&env);
+    // Someone already made the events topic with more partitions than declared.
+    let events = format!("helios.{}.legacy.events", ns.name);
+    for r in kafka
+        .create_topics(
+            &[NewTopic::new(&events, 6, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let mut op = start_operator(&env, &ns.name);
+    let bucket = format!("missing-{}", unique_suffix());
+    // The emulator's always-running `echo` function stands in for the report hook.
+    let reporting = |function: &str| {
+        format!(
+            "  reporting:\n    lambda: {{functionName: {function}, endpoint: \"{}\"}}\n    s3: {{bucket: {bucket}, endpoint: \"{}\"}}\n",
+            env.get("LAMBDA_ENDPOINT").unwrap(),
+            env.get("S3_ENDPOINT").unwrap()
+        )
+    };
+    apply(&kubectl, &ns, &token_secret("legacy"));
+    apply(
+        &kubectl,
+        &ns,
+        &pipeline_yaml("legacy", &env, 3, &reporting("echo")),
+    );
+    let pipelines: Api<AnomalyPipeline> = Api::namespaced(client.clone(), &ns.name);
+
+    let topics = pipeline_condition(
+        &mut op,
+        &pipelines,
+        "legacy",
+        "TopicsReady",
+        "False",
+        Some("TopicIncompatible"),
+    )
+    .await;
+    assert!(
+        topics.message.contains("6 partitions"),
+        "{}",
+        topics.message
+    );
+    assert_eq!(
+        partitions(&kafka, &events),
+        Some(6),
+        "an incompatible topic is never recreated"
+    );
+    let hook = pipeline_condition(
+        &mut op,
+        &pipelines,
+        "legacy",
+        "ReportHookReady",
+        "False",
+        Some("BucketNotFound"),
+    )
+    .await;
+    assert!(hook.message.contains(&bucket), "{}", hook.message);
+    let ready = pipeline_condition(&mut op, &pipelines, "legacy", "Ready", "False", None).await;
+    assert_ne!(ready.reason, "", "Ready=False names a reason");
+
+    // Each failure is one Warning event with its reason.
+    let events_api: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    eventually(&mut op, "Warning events for both failures", || async {
+        let list = events_api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let warnings: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter_map(|e| e.reason.clone())
+            .collect();
+        if warnings.iter().any(|r| r == "TopicIncompatible")
+            && warnings.iter().any(|r| r == "BucketNotFound")
+        {
+            Ok(())
+        } else {
+            Err(format!("{warnings:?}"))
+        }
+    })
+    .await;
+
+    // Fixing the spec (declare what exists, create the bucket) makes both conditions True.
+    clients::s3_client(&env)
+        .unwrap()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    apply(
+        &kubectl,
+        &ns,
+        &pipeline_yaml("legacy", &env, 6, &reporting("echo")),
+    );
+    pipeline_condition(&mut op, &pipelines, "legacy", "TopicsReady", "True", None).await;
+    pipeline_condition(
+        &mut op,
+        &pipelines,
+        "legacy",
+        "ReportHookReady",
+        "True",
+        None,
+    )
+    .await;
+
+    // A function the Lambda endpoint does not serve is named as such.
+    apply(
+        &kubectl,
+        &ns,
+        &pipeline_yaml("legacy", &env, 6, &reporting("no-such-function")),
+    );
+    let missing = pipeline_condition(
+        &mut op,
+        &pipelines,
+        "legacy",
+        "ReportHookReady",
+        "False",
+        Some("LambdaFunctionNotFound"),
+    )
+    .await;
+    assert!(
+        missing.message.contains("no-such-function"),
+        "{}",
+        missing.message
+    );
+    op.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_pipeline_scales_to_zero_and_says_so() {
+    let (env, kubectl) = stack();
+    let ns = kubectl.temp_namespace("op-susp").unwrap();
+    let client = kube_client(&env).await;
+    let mut op = start_operator(&env, &ns.name);
+    apply(&kubectl, &ns, &token_secret("quiet"));
+    apply(
+        &kubectl,
+        &ns,
+        &pipeline_yaml("quiet", &env, 1, "  suspend: true\n"),
+    );
+    let pipelines: Api<AnomalyPipeline> = Api::namespaced(client.clone(), &ns.name);
+    pipeline_condition(
+        &mut op,
+        &pipelines,
+        "quiet",
+        "Suspended",
+        "True",
+        Some("ScaledToZero"),
+    )
+    .await;
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &ns.name)
+        .get("quiet-ingest")
+        .await
+        .unwrap();
+    assert_eq!(deployment.spec.unwrap().replicas, Some(0));
+    // Retain is the default elsewhere; here Delete, and the topics still exist while suspended.
+    let kafka = admin(&env);
+    assert_eq!(
+        partitions(&kafka, &format!("helios.{}.quiet.events", ns.name)),
+        Some(1)
+    );
+}

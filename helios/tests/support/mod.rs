@@ -1,0 +1,244 @@
+//! Shared by the suites that run `helios operator` against the real stack: the operator process,
+//! the stack with CRDs installed, and waiting on conditions with the operator's log on failure.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use helios_crds::{AnomalyPipeline, Detector};
+use helios_e2e::kubectl::{Kubectl, TempNamespace};
+use helios_e2e::{StackEnv, clients};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{Api, Client};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long the operator may take to converge on anything.
+pub const CONVERGE: Duration = Duration::from_secs(120);
+
+/// An operator process; killed on drop.
+pub struct Operator {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Operator {
+    pub fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    pub fn assert_running(&mut self) {
+        let status = self.child.try_wait().unwrap();
+        assert!(
+            status.is_none(),
+            "the operator exited ({status:?}):\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The stack, with the CRDs installed once per test binary.
+pub fn stack() -> (StackEnv, Kubectl) {
+    static READY: OnceLock<Result<(StackEnv, Kubectl), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let env = StackEnv::load().map_err(|e| e.to_string())?;
+        let kubectl = Kubectl::new(&env).map_err(|e| e.to_string())?;
+        kubectl.install_crds()?;
+        Ok((env, kubectl))
+    });
+    match ready {
+        Ok(pair) => pair.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+pub async fn kube_client(env: &StackEnv) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(env.get("KUBECONFIG").unwrap()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start `helios operator` for one namespace.
+pub fn start_operator(env: &StackEnv, namespace: &str) -> Operator {
+    let log = std::env::temp_dir().join(format!("helios-operator-{namespace}.log"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_helios"));
+    cmd.arg("operator")
+        .arg("--kubeconfig")
+        .arg(env.get("KUBECONFIG").unwrap())
+        .args(["--namespace", namespace])
+        .args(["--leader-election-namespace", namespace])
+        .args(["--identity", &format!("test-{namespace}")])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--worker-image", "helios:e2e"])
+        .args(["--lease-duration-secs", "6", "--lease-renew-secs", "2"])
+        .env("RUST_LOG", "info,helios_operator=debug")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        cmd.env(k, env.get(k).unwrap());
+    }
+    Operator {
+        child: cmd.spawn().unwrap(),
+        log,
+    }
+}
+
+/// Poll `probe` until it returns `Some`, or fail with `what`, the last observation and the log.
+pub async fn eventually<T, F, Fut>(op: &mut Operator, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let last = match probe().await {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        op.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {CONVERGE:?}; last seen: {last}\noperator log:\n{}",
+            op.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+pub fn describe(conditions: &[Condition]) -> String {
+    conditions
+        .iter()
+        .map(|c| format!("{}={} ({}: {})", c.type_, c.status, c.reason, c.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The pipeline's conditions, once its status describes the current generation.
+pub async fn current_conditions(
+    api: &Api<AnomalyPipeline>,
+    name: &str,
+) -> Result<Vec<Condition>, String> {
+    let p = api.get(name).await.map_err(|e| e.to_string())?;
+    let status = p.status.clone().unwrap_or_default();
+    if status.observed_generation != p.metadata.generation {
+        return Err(format!(
+            "observedGeneration {:?} != generation {:?}",
+            status.observed_generation, p.metadata.generation
+        ));
+    }
+    Ok(status.conditions)
+}
+
+/// Wait until condition `type_` of the pipeline has `status` (and `reason`, when given).
+pub async fn pipeline_condition(
+    op: &mut Operator,
+    api: &Api<AnomalyPipeline>,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> Condition {
+    eventually(
+        op,
+        &format!("pipeline {name} {type_}={status} {reason:?}"),
+        || async {
+            let conditions = current_conditions(api, name).await?;
+            match condition(&conditions, type_) {
+                Some(c) if c.status == status && reason.is_none_or(|r| r == c.reason) => {
+                    Ok(c.clone())
+                }
+                _ => Err(describe(&conditions)),
+            }
+        },
+    )
+    .await
+}
+
+/// Wait until the detector's `type_` condition has `status` (and `reason`, when given).
+pub async fn detector_condition(
+    op: &mut Operator,
+    api: &Api<Detector>,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> Condition {
+    eventually(
+        op,
+        &format!("detector {name} {type_}={status} {reason:?}"),
+        || async {
+            let d = api.get(name).await.map_err(|e| e.to_string())?;
+            let s = d.status.clone().unwrap_or_default();
+            if s.observed_generation != d.metadata.generation {
+                return Err(format!("observedGeneration {:?}", s.observed_generation));
+            }
+            match condition(&s.conditions, type_) {
+                Some(c) if c.status == status && reason.is_none_or(|r| r == c.reason) => {
+                    Ok(c.clone())
+                }
+                _ => Err(describe(&s.conditions)),
+            }
+        },
+    )
+    .await
+}
+
+pub fn admin(env: &StackEnv) -> AdminClient<DefaultClientContext> {
+    clients::kafka_config(env).unwrap().create().unwrap()
+}
+
+/// Partitions of `topic` in Kafka, `None` when it does not exist.
+pub fn partitions(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Option<usize> {
+    let md = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    (t.error().is_none()).then(|| t.partitions().len())
+}
+
+/// A topic config value as the broker reports it.
+pub async fn topic_config(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    key: &str,
+) -> Option<String> {
+    let out = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .ok()?;
+    let resource = out.into_iter().next()?.ok()?;
+    resource.get(key).and_then(|e| e.value.clone())
+}
+
+pub fn apply(kubectl: &Kubectl, ns: &TempNamespace, manifest: &str) {
+    kubectl
+        .ok(&["apply", "-n", &ns.name, "-f", "-"], Some(manifest))
+        .unwrap_or_else(|e| panic!("kubectl apply failed: {e}\n{manifest}"));
+}

@@ -1,0 +1,108 @@
+//! `helios operator` settings: flags with environment fallbacks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `helios operator`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Image of the workers (`helios ingest`, `helios detect`) the operator deploys.
+    #[arg(
+        long,
+        env = "HELIOS_WORKER_IMAGE",
+        default_value = "ghcr.io/helios-dev/helios:latest"
+    )]
+    pub worker_image: String,
+    /// Address of the `/healthz`, `/readyz` and `/metrics` server.
+    #[arg(long, env = "HELIOS_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Namespace of the leader-election Lease (default: `POD_NAMESPACE`, else `default`).
+    #[arg(long, env = "HELIOS_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "HELIOS_LEASE_NAME", default_value = "helios-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: `POD_NAME`, else the hostname).
+    #[arg(long, env = "HELIOS_IDENTITY")]
+    pub identity: Option<String>,
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "HELIOS_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Kubeconfig file (default: in-cluster config, then `~/.kube/config`).
+    #[arg(long, env = "HELIOS_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Upper bound of every Kafka admin request, in seconds.
+    #[arg(long, env = "HELIOS_KAFKA_TIMEOUT_SECS", default_value_t = 10)]
+    pub kafka_timeout_secs: u64,
+    /// How long a Lease is valid without renewal, in seconds.
+    #[arg(long, env = "HELIOS_LEASE_DURATION_SECS", default_value_t = 15)]
+    pub lease_duration_secs: u64,
+    /// How often the leader renews its Lease, in seconds.
+    #[arg(long, env = "HELIOS_LEASE_RENEW_SECS", default_value_t = 5)]
+    pub lease_renew_secs: u64,
+}
+
+impl Args {
+    /// Defaults for everything but the worker image (for tests and embedding).
+    pub fn new(worker_image: impl Into<String>) -> Self {
+        Self {
+            worker_image: worker_image.into(),
+            metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            leader_election_namespace: None,
+            lease_name: "helios-operator".into(),
+            identity: None,
+            namespace: None,
+            kubeconfig: None,
+            kafka_timeout_secs: 10,
+            lease_duration_secs: 15,
+            lease_renew_secs: 5,
+        }
+    }
+
+    /// The Kafka admin timeout.
+    pub fn kafka_timeout(&self) -> Duration {
+        Duration::from_secs(self.kafka_timeout_secs.max(1))
+    }
+
+    /// This replica's identity: `--identity`, `POD_NAME`, the hostname, or a fixed fallback.
+    pub fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .or_else(|| hostname::get().ok().and_then(|h| h.into_string().ok()))
+            .unwrap_or_else(|| "helios-operator".into())
+    }
+
+    /// The Lease namespace: `--leader-election-namespace`, `POD_NAMESPACE`, or `default`.
+    pub fn lease_namespace(&self) -> String {
+        self.leader_election_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let cli = Cli::try_parse_from(["op", "--worker-image", "img:1", "--identity", "me"]);
+        let args = cli.map(|c| c.args).ok();
+        let args = args.as_ref();
+        assert_eq!(args.map(|a| a.worker_image.as_str()), Some("img:1"));
+        assert_eq!(args.map(|a| a.metrics_addr.port()), Some(8080));
+        assert_eq!(args.map(|a| a.lease_name.as_str()), Some("helios-operator"));
+        assert_eq!(args.map(Args::identity).as_deref(), Some("me"));
+        assert!(!Args::new("x").identity().is_empty());
+    }
+}

@@ -1,0 +1,209 @@
+//! Reconcile a `Detector`: find its pipeline → ServiceAccount, Role and RoleBinding of the
+//! worker, StatefulSet and headless Service (server-side apply) → `Ready`,
+//! `observedGeneration` and `replicas` in the status. The runtime conditions
+//! (`ModelTrained`, `DataFlowing`, `AnomalyActive`) and `lastAnomaly` are written by the
+//! detector worker under its own field manager; this reconciler never touches them.
+
+use super::pipeline::short_kind;
+use super::{Context, ReconcileError, changed_failures, publish_changes};
+use crate::apply;
+use crate::builders::{self, detector as build};
+use crate::conditions::{self, Cond};
+use crate::health::{self, Rollout};
+use crate::naming::MANAGER;
+use helios_crds::conditions::READY;
+use helios_crds::{AnomalyPipeline, Detector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The kind, for metrics and logs.
+pub const KIND: &str = "Detector";
+/// Requeue interval while not ready.
+const NOT_READY_REQUEUE: Duration = Duration::from_secs(15);
+/// Requeue interval when ready.
+const READY_REQUEUE: Duration = Duration::from_secs(300);
+
+/// What the operator owns in a Detector's status.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedStatus {
+    /// The generation this status describes.
+    pub observed_generation: Option<i64>,
+    /// Only `Ready`.
+    pub conditions: Vec<Condition>,
+    /// Ready replicas of the StatefulSet.
+    pub replicas: i32,
+}
+
+/// The operator-owned part of an existing status, for the "did anything change" check.
+fn owned_part(detector: &Detector) -> Option<OwnedStatus> {
+    let status = detector.status.as_ref()?;
+    Some(OwnedStatus {
+        observed_generation: status.observed_generation,
+        conditions: status
+            .conditions
+            .iter()
+            .filter(|c| c.type_ == READY)
+            .cloned()
+            .collect(),
+        replicas: status.replicas,
+    })
+}
+
+/// Reconcile one detector.
+pub async fn reconcile(
+    detector: Arc<Detector>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    if detector.meta().deletion_timestamp.is_some() {
+        // Children go with the owner references; nothing external to clean up.
+        return Ok(Action::await_change());
+    }
+    let owner = builders::Owner::of(detector.as_ref())?;
+    let pipelines: Api<AnomalyPipeline> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let pipeline_name = &detector.spec.pipeline_ref.name;
+    let pipeline =
+        pipelines
+            .get_opt(pipeline_name)
+            .await
+            .map_err(|source| ReconcileError::ReadFailed {
+                what: "AnomalyPipeline",
+                source,
+            })?;
+
+    let (ready, replicas) = match pipeline {
+        None => (
+            Cond::fail(
+                READY,
+                "PipelineNotFound",
+                format!("AnomalyPipeline {pipeline_name} does not exist in this namespace"),
+            ),
+            0,
+        ),
+        Some(p) if p.meta().deletion_timestamp.is_some() => (
+            Cond::fail(
+                READY,
+                "PipelineDeleting",
+                format!("AnomalyPipeline {pipeline_name} is being deleted"),
+            ),
+            0,
+        ),
+        Some(pipeline) => {
+            let children = build::build(&detector, &pipeline, &ctx.image)?;
+            // The pods' identity first, so the StatefulSet's pods find it.
+            let sa = apply::apply(&ctx.client, &children.service_account)
+                .await
+                .map_err(|source| ReconcileError::ApplyFailed {
+                    kind: "ServiceAccount",
+                    name: children.service_account.name_any(),
+                    source,
+                })?;
+            let role = apply::apply(&ctx.client, &children.role)
+                .await
+                .map_err(|source| ReconcileError::ApplyFailed {
+                    kind: "Role",
+                    name: children.role.name_any(),
+                    source,
+                })?;
+            let binding = apply::apply(&ctx.client, &children.role_binding)
+                .await
+                .map_err(|source| ReconcileError::ApplyFailed {
+                    kind: "RoleBinding",
+                    name: children.role_binding.name_any(),
+                    source,
+                })?;
+            let sts = apply::apply(&ctx.client, &children.stateful_set)
+                .await
+                .map_err(|source| ReconcileError::ApplyFailed {
+                    kind: "StatefulSet",
+                    name: children.stateful_set.name_any(),
+                    source,
+                })?;
+            let svc = apply::apply(&ctx.client, &children.service)
+                .await
+                .map_err(|source| ReconcileError::ApplyFailed {
+                    kind: short_kind::<k8s_openapi::api::core::v1::Service>(),
+                    name: children.service.name_any(),
+                    source,
+                })?;
+            publish_changes(
+                &ctx,
+                detector.as_ref(),
+                &[
+                    ("ServiceAccount", sa.object.name_any(), sa.change),
+                    ("Role", role.object.name_any(), role.change),
+                    ("RoleBinding", binding.object.name_any(), binding.change),
+                    ("StatefulSet", sts.object.name_any(), sts.change),
+                    ("Service", svc.object.name_any(), svc.change),
+                ],
+            )
+            .await;
+            let rollout = Rollout::of_stateful_set(&sts.object);
+            let desired = build::desired_replicas(&detector, &pipeline);
+            (
+                health::detector_ready(desired, Some(rollout)),
+                rollout.available,
+            )
+        }
+    };
+
+    let is_ready = ready.status == conditions::Status::True;
+    let previous = detector
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let decided = [ready];
+    for failing in changed_failures(&decided, &previous, &[]) {
+        crate::events::publish(
+            &ctx.recorder,
+            detector.as_ref(),
+            EventType::Warning,
+            &failing.reason,
+            "Reconcile",
+            failing.message.clone(),
+        )
+        .await;
+    }
+    let generation = detector.metadata.generation;
+    let status = OwnedStatus {
+        observed_generation: generation,
+        conditions: conditions::materialize(
+            &decided,
+            &previous,
+            generation,
+            &Time(Timestamp::now()),
+        ),
+        replicas,
+    };
+    if conditions::status_needs_write(owned_part(&detector).as_ref(), &status) {
+        let api: Api<Detector> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+        let patch = serde_json::json!({
+            "apiVersion": Detector::api_version(&()),
+            "kind": Detector::kind(&()),
+            "metadata": { "name": owner.name },
+            "status": status,
+        });
+        api.patch_status(
+            &owner.name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(ReconcileError::StatusWriteFailed)?;
+    }
+    ctx.succeeded(&format!("{KIND}/{}/{}", owner.namespace, owner.name));
+    ctx.metrics.reconciled(KIND, started.elapsed());
+    Ok(Action::requeue(if is_ready {
+        READY_REQUEUE
+    } else {
+        NOT_READY_REQUEUE
+    }))
+}

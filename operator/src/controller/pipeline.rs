@@ -1,0 +1,503 @@
+//! Reconcile an `AnomalyPipeline`: finalizer → ingestion children (server-side apply) → Kafka
+//! topics → report hook check → detector summary → status (only when it changed).
+
+use super::{Context, ReconcileError, changed_failures, publish_changes};
+use crate::apply::{self, Change};
+use crate::builders::{self, ingest};
+use crate::conditions::{self, Cond};
+use crate::finalizer::{self, Decision, Progress};
+use crate::health::{self, Rollout};
+use crate::kafka::{TopicAdmin, TopicError, plan};
+use crate::naming::{self, MANAGER, PIPELINE_LABEL, TOPICS_FINALIZER};
+use crate::reporting;
+use helios_crds::conditions::{READY, SUSPENDED};
+use helios_crds::pipeline::{
+    AnomalyPipelineStatus, DeletionPolicy, IngestionStatus, KafkaSpec, TopicsStatus,
+};
+use helios_crds::{AnomalyPipeline, Detector};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The kind, for metrics and logs.
+pub const KIND: &str = "AnomalyPipeline";
+/// Requeue interval while something is not ready yet.
+const NOT_READY_REQUEUE: Duration = Duration::from_secs(15);
+/// Requeue interval when everything is ready (topic drift, report hook re-check).
+const READY_REQUEUE: Duration = Duration::from_secs(300);
+
+/// Reconcile one pipeline.
+pub async fn reconcile(
+    pipeline: Arc<AnomalyPipeline>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let owner = builders::Owner::of(pipeline.as_ref())?;
+    let key = format!("{KIND}/{}/{}", owner.namespace, owner.name);
+    let api: Api<AnomalyPipeline> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+
+    if pipeline.meta().deletion_timestamp.is_some() {
+        let action = finalize(&pipeline, &ctx, &api, &owner.namespace).await?;
+        ctx.metrics.pipeline_ready(&key, None);
+        return Ok(action);
+    }
+    sync_finalizer(&pipeline, &api).await?;
+
+    // Children of the ingestion workload.
+    let children = ingest::build(&pipeline, &ctx.image)?;
+    let mut changes = Vec::new();
+    changes.push(applied(&ctx, &children.config_map).await?);
+    let deployment = apply::apply(&ctx.client, &children.deployment)
+        .await
+        .map_err(apply_failed("Deployment", &children.deployment))?;
+    changes.push((
+        "Deployment",
+        deployment.object.name_any(),
+        deployment.change,
+    ));
+    changes.push(applied(&ctx, &children.service).await?);
+    let mut keep_pdbs = Vec::new();
+    if let Some(pdb) = &children.pdb {
+        changes.push(applied(&ctx, pdb).await?);
+        keep_pdbs.push(pdb.name_any());
+    }
+    let selector = format!(
+        "{PIPELINE_LABEL}={},app.kubernetes.io/component=ingest",
+        owner.name
+    );
+    let uid = owner.reference.uid.clone();
+    let removed = apply::delete_orphans::<PodDisruptionBudget>(
+        &ctx.client,
+        &owner.namespace,
+        &selector,
+        &uid,
+        &keep_pdbs,
+    )
+    .await
+    .map_err(ReconcileError::OrphanCleanupFailed)?;
+    for name in removed {
+        changes.push(("PodDisruptionBudget", name, Change::Deleted));
+    }
+    publish_changes(&ctx, pipeline.as_ref(), &changes).await;
+
+    // External systems: topics and the report hook.
+    let names = naming::topic_names(&owner.namespace, &owner.name);
+    let (topics_cond, events_partitions) = ensure_topics(&ctx, &pipeline, &names).await;
+    let report_cond = reporting::check(pipeline.spec.reporting.as_ref(), &ctx.aws).await;
+
+    // Detectors of this pipeline.
+    let detectors: Api<Detector> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let all = detectors
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| ReconcileError::ReadFailed {
+            what: "Detectors",
+            source,
+        })?;
+    let mine: Vec<&Detector> = all
+        .items
+        .iter()
+        .filter(|d| d.spec.pipeline_ref.name == owner.name)
+        .collect();
+    let (detectors_cond, counts) = health::detectors_ready(&mine);
+
+    let rollout = Rollout::of_deployment(&deployment.object);
+    let desired = ingest::desired_replicas(&pipeline);
+    let ingestion_cond = health::ingestion_available(desired, Some(rollout));
+    let suspended_cond = health::suspended(pipeline.spec.suspend, &[Some(rollout)]);
+
+    let details = [topics_cond, ingestion_cond, detectors_cond, report_cond];
+    let ready = conditions::ready(&details);
+    let is_ready = ready.status == conditions::Status::True;
+    let mut decided = vec![ready];
+    decided.extend(details);
+    decided.push(suspended_cond);
+
+    let previous = pipeline
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    for failing in changed_failures(&decided, &previous, &[READY, SUSPENDED]) {
+        crate::events::publish(
+            &ctx.recorder,
+            pipeline.as_ref(),
+            EventType::Warning,
+            &failing.reason,
+            "Reconcile",
+            format!("{}: {}", failing.type_, failing.message),
+        )
+        .await;
+    }
+    let generation = pipeline.metadata.generation;
+    let status = AnomalyPipelineStatus {
+        observed_generation: generation,
+        conditions: conditions::materialize(
+            &decided,
+            &previous,
+            generation,
+            &Time(Timestamp::now()),
+        ),
+        topics: Some(TopicsStatus {
+            events: names.events.clone(),
+            anomalies: names.anomalies.clone(),
+            events_partitions,
+        }),
+        ingestion: Some(IngestionStatus {
+            endpoint: Some(ingest::endpoint(&owner.namespace, &owner.name)),
+            replicas: rollout.available,
+        }),
+        detectors: Some(counts),
+    };
+    if conditions::status_needs_write(pipeline.status.as_ref(), &status) {
+        write_status(&api, &owner.name, &status).await?;
+    }
+    ctx.metrics.pipeline_ready(&key, Some(is_ready));
+    ctx.succeeded(&key);
+    ctx.metrics.reconciled(KIND, started.elapsed());
+    Ok(Action::requeue(if is_ready {
+        READY_REQUEUE
+    } else {
+        NOT_READY_REQUEUE
+    }))
+}
+
+fn apply_failed<K: ResourceExt>(
+    kind: &'static str,
+    obj: &K,
+) -> impl FnOnce(kube::Error) -> ReconcileError {
+    let name = obj.name_any();
+    move |source| ReconcileError::ApplyFailed { kind, name, source }
+}
+
+/// Apply one child and say what changed.
+async fn applied<K: apply::Child>(
+    ctx: &Context,
+    child: &K,
+) -> Result<(&'static str, String, Change), ReconcileError> {
+    let kind = short_kind::<K>();
+    let out = apply::apply(&ctx.client, child)
+        .await
+        .map_err(apply_failed(kind, child))?;
+    Ok((kind, out.object.name_any(), out.change))
+}
+
+/// The kind of a child type as a static string.
+pub(crate) fn short_kind<K: Resource<DynamicType = ()>>() -> &'static str {
+    match K::kind(&()).as_ref() {
+        "ConfigMap" => "ConfigMap",
+        "Deployment" => "Deployment",
+        "Service" => "Service",
+        "PodDisruptionBudget" => "PodDisruptionBudget",
+        "StatefulSet" => "StatefulSet",
+        _ => "Object",
+    }
+}
+
+/// Add the topics finalizer for `deletionPolicy: Delete`, remove it for `Retain`.
+async fn sync_finalizer(
+    pipeline: &AnomalyPipeline,
+    api: &Api<AnomalyPipeline>,
+) -> Result<(), ReconcileError> {
+    let wants = pipeline.spec.kafka.deletion_policy == DeletionPolicy::Delete;
+    let has = pipeline.finalizers().iter().any(|f| f == TOPICS_FINALIZER);
+    if wants == has {
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = pipeline
+        .finalizers()
+        .iter()
+        .filter(|f| *f != TOPICS_FINALIZER)
+        .cloned()
+        .collect();
+    if wants {
+        finalizers.push(TOPICS_FINALIZER.into());
+    }
+    patch_metadata(
+        api,
+        pipeline,
+        serde_json::json!({ "finalizers": finalizers }),
+    )
+    .await
+    .map_err(ReconcileError::FinalizerUpdateFailed)
+}
+
+/// A merge patch of `metadata`, guarded by the resourceVersion that was read.
+async fn patch_metadata(
+    api: &Api<AnomalyPipeline>,
+    pipeline: &AnomalyPipeline,
+    metadata: serde_json::Value,
+) -> Result<(), kube::Error> {
+    let mut metadata = metadata;
+    if let (Some(map), Some(rv)) = (
+        metadata.as_object_mut(),
+        pipeline.resource_version().as_ref(),
+    ) {
+        map.insert("resourceVersion".into(), rv.clone().into());
+    }
+    let patch = serde_json::json!({ "metadata": metadata });
+    match api
+        .patch(
+            &pipeline.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone: nothing left to finalize.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Delete the topics (policy `Delete`) with a bounded retry, then release the finalizer.
+async fn finalize(
+    pipeline: &AnomalyPipeline,
+    ctx: &Context,
+    api: &Api<AnomalyPipeline>,
+    namespace: &str,
+) -> Result<Action, ReconcileError> {
+    if !pipeline.finalizers().iter().any(|f| f == TOPICS_FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let names = naming::topic_names(namespace, &pipeline.name_any());
+    let now = Timestamp::now();
+    let before = Progress::from_annotations(pipeline.metadata.annotations.as_ref(), now);
+    let result = match admin_for(ctx, pipeline).await {
+        Ok(admin) => admin.delete(&[&names.events, &names.anomalies]).await,
+        Err(e) => Err(e),
+    };
+    let error = result.as_ref().err().map(ToString::to_string);
+    match finalizer::decide(before, result.is_ok(), now) {
+        Decision::Done => {
+            crate::events::publish(
+                &ctx.recorder,
+                pipeline,
+                EventType::Normal,
+                "TopicsDeleted",
+                "Delete",
+                format!("deleted topics {} and {}", names.events, names.anomalies),
+            )
+            .await;
+            release(pipeline, api).await?;
+            Ok(Action::await_change())
+        }
+        Decision::Retry(progress) => {
+            let reason = result.err().map_or("TopicDeletionFailed", |e| e.reason());
+            crate::events::publish(
+                &ctx.recorder,
+                pipeline,
+                EventType::Warning,
+                reason,
+                "Delete",
+                format!(
+                    "attempt {}/{}: {}",
+                    progress.attempts,
+                    finalizer::MAX_ATTEMPTS,
+                    error.unwrap_or_default()
+                ),
+            )
+            .await;
+            let annotations = serde_json::to_value(progress.annotations()).unwrap_or_default();
+            patch_metadata(
+                api,
+                pipeline,
+                serde_json::json!({ "annotations": annotations }),
+            )
+            .await
+            .map_err(ReconcileError::FinalizerUpdateFailed)?;
+            Ok(Action::requeue(finalizer::RETRY_AFTER))
+        }
+        Decision::GiveUp(progress) => {
+            crate::events::publish(
+                &ctx.recorder,
+                pipeline,
+                EventType::Warning,
+                "TopicDeletionAbandoned",
+                "Delete",
+                format!(
+                    "gave up deleting topics {} and {} after {} attempts (they are retained): {}",
+                    names.events,
+                    names.anomalies,
+                    progress.attempts,
+                    error.unwrap_or_default()
+                ),
+            )
+            .await;
+            release(pipeline, api).await?;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+async fn release(
+    pipeline: &AnomalyPipeline,
+    api: &Api<AnomalyPipeline>,
+) -> Result<(), ReconcileError> {
+    let finalizers: Vec<String> = pipeline
+        .finalizers()
+        .iter()
+        .filter(|f| *f != TOPICS_FINALIZER)
+        .cloned()
+        .collect();
+    patch_metadata(
+        api,
+        pipeline,
+        serde_json::json!({ "finalizers": finalizers }),
+    )
+    .await
+    .map_err(ReconcileError::FinalizerUpdateFailed)
+}
+
+/// The bootstrap servers (a value or a ConfigMap key) and client properties, with SASL
+/// credentials read from their Secrets.
+async fn connection(
+    ctx: &Context,
+    namespace: &str,
+    kafka: &KafkaSpec,
+) -> Result<(String, Vec<(String, String)>), TopicError> {
+    let bootstrap = match (&kafka.bootstrap_servers, &kafka.bootstrap_config_map_ref) {
+        (Some(servers), _) => servers.clone(),
+        (None, Some(r)) => {
+            let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+            let map = maps.get_opt(&r.name).await.map_err(|e| {
+                TopicError::Connection(format!("cannot read ConfigMap {}: {e}", r.name))
+            })?;
+            map.and_then(|m| m.data)
+                .and_then(|d| d.get(&r.key).cloned())
+                .ok_or_else(|| {
+                    TopicError::Connection(format!(
+                        "ConfigMap {} has no key {} (kafka.bootstrapConfigMapRef)",
+                        r.name, r.key
+                    ))
+                })?
+        }
+        (None, None) => {
+            return Err(TopicError::Connection(
+                "neither kafka.bootstrapServers nor kafka.bootstrapConfigMapRef is set".into(),
+            ));
+        }
+    };
+    let mut props = builders::kafka_env::client_properties(kafka);
+    if let Some(sasl) = &kafka.sasl {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+        for (prop, r) in [
+            ("sasl.username", &sasl.username_secret_ref),
+            ("sasl.password", &sasl.password_secret_ref),
+        ] {
+            let value = secrets
+                .get_opt(&r.name)
+                .await
+                .map_err(|e| TopicError::Connection(format!("cannot read Secret {}: {e}", r.name)))?
+                .and_then(|s| s.data)
+                .and_then(|d| d.get(&r.key).cloned())
+                .and_then(|b| String::from_utf8(b.0).ok())
+                .ok_or_else(|| {
+                    TopicError::Connection(format!("Secret {} has no key {}", r.name, r.key))
+                })?;
+            props.push((prop.into(), value));
+        }
+    }
+    Ok((bootstrap, props))
+}
+
+async fn admin_for(ctx: &Context, pipeline: &AnomalyPipeline) -> Result<TopicAdmin, TopicError> {
+    let namespace = pipeline.namespace().unwrap_or_default();
+    let (bootstrap, props) = connection(ctx, &namespace, &pipeline.spec.kafka).await?;
+    ctx.admin(&bootstrap, &props)
+}
+
+/// Ensure both topics; the condition and the events topic's partition count.
+async fn ensure_topics(
+    ctx: &Context,
+    pipeline: &AnomalyPipeline,
+    names: &naming::TopicNames,
+) -> (Cond, Option<i32>) {
+    let admin = match admin_for(ctx, pipeline).await {
+        Ok(a) => a,
+        Err(e) => return (health::topics_error(&e), None),
+    };
+    let topics = &pipeline.spec.kafka.topics;
+    let mut results = Vec::new();
+    for (name, spec) in [
+        (&names.events, &topics.events),
+        (&names.anomalies, &topics.anomalies),
+    ] {
+        let result = match plan::desired(name, spec) {
+            Ok(desired) => admin.ensure(&desired).await,
+            Err(e) => Err(TopicError::Connection(format!("invalid retention: {e}"))),
+        };
+        if let Ok(outcome) = &result {
+            let what = if outcome.plan.create {
+                Some(format!(
+                    "created topic {name} with {} partitions",
+                    outcome.partitions
+                ))
+            } else if let Some(n) = outcome.plan.grow_to {
+                Some(format!("grew topic {name} to {n} partitions"))
+            } else if outcome.plan.set_config.is_some() {
+                Some(format!("corrected the config of topic {name}"))
+            } else {
+                None
+            };
+            if let Some(note) = what {
+                crate::events::publish(
+                    &ctx.recorder,
+                    pipeline,
+                    EventType::Normal,
+                    "TopicReconciled",
+                    "Reconcile",
+                    note,
+                )
+                .await;
+            }
+        }
+        results.push((name.clone(), result));
+    }
+    let partitions = results
+        .first()
+        .and_then(|(_, r)| r.as_ref().ok())
+        .map(|o| o.partitions);
+    (health::topics_ready(&results), partitions)
+}
+
+/// Server-side apply of the status subresource with the operator's field manager.
+async fn write_status(
+    api: &Api<AnomalyPipeline>,
+    name: &str,
+    status: &AnomalyPipelineStatus,
+) -> Result<(), ReconcileError> {
+    let patch = serde_json::json!({
+        "apiVersion": AnomalyPipeline::api_version(&()),
+        "kind": AnomalyPipeline::kind(&()),
+        "metadata": { "name": name },
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(ReconcileError::StatusWriteFailed)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_named() {
+        assert_eq!(short_kind::<ConfigMap>(), "ConfigMap");
+        assert_eq!(short_kind::<PodDisruptionBudget>(), "PodDisruptionBudget");
+    }
+}
