@@ -2,7 +2,8 @@
 //! against the real local API server; and proof that the RBAC it grants is enough for the real
 //! operator binary (run with the chart's ServiceAccount token, not the admin token) and no more.
 //!
-//! Needs the local stack (`e2e/stack up`) and `target/debug/helios` (`cargo build -p helios`;
+//! Needs the local stack (`e2e/stack up`) and the `helios` binary of the same target directory
+//! (`cargo build -p helios`;
 //! `cargo test --workspace` builds it). Nothing here skips itself: a missing piece panics.
 
 use helios_e2e::kubectl::{Kubectl, TempNamespace, unique_suffix};
@@ -753,8 +754,13 @@ impl Drop for Operator {
     }
 }
 
+/// `helios` beside this test binary (`<target>/debug/deps/chart-*` → `<target>/debug/helios`),
+/// whatever the target directory is.
 fn helios_binary() -> PathBuf {
-    let bin = repo_root().join("target").join("debug").join("helios");
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|d| d.join("helios")))
+        .unwrap_or_else(|| repo_root().join("target").join("debug").join("helios"));
     assert!(
         bin.is_file(),
         "{} is missing: run cargo build -p helios first (cargo test --workspace builds it)",

@@ -323,6 +323,42 @@ async fn events_in_anomaly_reported_and_ready_end_to_end() {
     let payload: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
     assert!(payload.to_string().contains("checkout"), "{payload}");
 
+    // The detect worker wrote its runtime status: trained, data flowing, and the last anomaly
+    // with the report's URI.
+    detector_condition(
+        &mut op,
+        &detectors,
+        "checkout",
+        "ModelTrained",
+        "True",
+        None,
+    )
+    .await;
+    let last = eventually(&mut op, "lastAnomaly with the report URI", || async {
+        let d = detectors.get("checkout").await.map_err(|e| e.to_string())?;
+        let last = d.status.and_then(|s| s.last_anomaly);
+        match &last {
+            Some(l) if l.report_uri.is_some() => Ok(l.clone()),
+            _ => Err(format!("{last:?}")),
+        }
+    })
+    .await;
+    assert_eq!(last.key.as_deref(), Some("checkout"));
+    assert!(
+        last.report_uri
+            .as_deref()
+            .is_some_and(|u| rows.iter().any(|(_, r)| r.as_deref() == Some(u))),
+        "lastAnomaly.reportUri {:?} is one of the stored report URIs",
+        last.report_uri
+    );
+    assert!(!last.top_features.is_empty(), "{last:?}");
+    let d = detectors.get("checkout").await.unwrap();
+    let conditions = d.status.map(|s| s.conditions).unwrap_or_default();
+    assert!(
+        conditions.iter().any(|c| c.type_ == "AnomalyActive"),
+        "AnomalyActive is reported: {conditions:?}"
+    );
+
     // Both kinds still say Ready (runtime anomalies never flip Ready).
     pipeline_condition(&mut op, &pipelines, "shop", "Ready", "True", None).await;
     detector_condition(&mut op, &detectors, "checkout", "Ready", "True", None).await;

@@ -41,6 +41,22 @@ pub struct Args {
     /// How often the leader renews its Lease, in seconds.
     #[arg(long, env = "HELIOS_LEASE_RENEW_SECS", default_value_t = 5)]
     pub lease_renew_secs: u64,
+    /// Give each Detector's pods their own ServiceAccount, Role and RoleBinding (to write their
+    /// runtime status); `false` runs them as the namespace's `default` account, without status.
+    #[arg(
+        long,
+        env = "HELIOS_WORKER_IDENTITIES",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub worker_identities: bool,
+    /// Annotations of the detectors' ServiceAccounts, `key=value` (e.g. the IRSA role ARN).
+    #[arg(
+        long = "worker-service-account-annotation",
+        env = "HELIOS_WORKER_SA_ANNOTATIONS",
+        value_delimiter = ','
+    )]
+    pub worker_sa_annotations: Vec<String>,
 }
 
 impl Args {
@@ -57,7 +73,24 @@ impl Args {
             kafka_timeout_secs: 10,
             lease_duration_secs: 15,
             lease_renew_secs: 5,
+            worker_identities: true,
+            worker_sa_annotations: Vec::new(),
         }
+    }
+
+    /// The detect pods' identity settings; a malformed annotation names itself.
+    pub fn worker_identity(&self) -> Result<crate::builders::detector::WorkerIdentity, String> {
+        let mut annotations = std::collections::BTreeMap::new();
+        for item in &self.worker_sa_annotations {
+            let (k, v) = item.split_once('=').ok_or_else(|| {
+                format!("--worker-service-account-annotation {item:?} is not key=value")
+            })?;
+            annotations.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Ok(crate::builders::detector::WorkerIdentity {
+            per_detector: self.worker_identities,
+            annotations,
+        })
     }
 
     /// The Kafka admin timeout.
@@ -104,5 +137,31 @@ mod tests {
         assert_eq!(args.map(|a| a.lease_name.as_str()), Some("helios-operator"));
         assert_eq!(args.map(Args::identity).as_deref(), Some("me"));
         assert!(!Args::new("x").identity().is_empty());
+    }
+
+    #[test]
+    fn worker_identity_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "op",
+            "--worker-identities",
+            "false",
+            "--worker-service-account-annotation",
+            "eks.amazonaws.com/role-arn=arn:aws:iam::1:role/d",
+        ])
+        .map(|c| c.args)
+        .ok();
+        let identity = cli.as_ref().map(Args::worker_identity);
+        let identity = identity.and_then(Result::ok);
+        assert_eq!(identity.as_ref().map(|i| i.per_detector), Some(false));
+        assert_eq!(
+            identity
+                .as_ref()
+                .and_then(|i| i.annotations.get("eks.amazonaws.com/role-arn").cloned())
+                .as_deref(),
+            Some("arn:aws:iam::1:role/d")
+        );
+        let mut bad = Args::new("x");
+        bad.worker_sa_annotations = vec!["novalue".into()];
+        assert!(bad.worker_identity().is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Kubernetes Events through one shared [`Recorder`]; a failed publish is logged, never fatal.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 
@@ -12,12 +13,37 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     action: &str,
     note: impl Into<String>,
 ) {
+    publish_related(recorder, obj, None, type_, reason, action, note).await;
+}
+
+/// A reference to `kind/name` (a child object, or a Kafka topic) for [`publish_related`].
+pub fn related(kind: &str, name: &str, namespace: Option<String>) -> ObjectReference {
+    ObjectReference {
+        kind: Some(kind.into()),
+        name: Some(name.into()),
+        namespace,
+        ..Default::default()
+    }
+}
+
+/// Publish an Event about `obj` concerning `related`. Events with the same type, reason and
+/// action on the same object are merged into one series; the related object keeps Events about
+/// different children (or topics) apart.
+pub async fn publish_related<K: Resource<DynamicType = ()>>(
+    recorder: &Recorder,
+    obj: &K,
+    related: Option<ObjectReference>,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: impl Into<String>,
+) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(truncate(note.into())),
         action: action.into(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "cannot publish an Event");

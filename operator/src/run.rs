@@ -25,6 +25,27 @@ pub enum OperatorError {
     /// The API server did not answer.
     #[error("the Kubernetes API server is unreachable: {0}")]
     ApiUnreachable(#[source] kube::Error),
+    /// A flag is malformed.
+    #[error("invalid arguments: {0}")]
+    InvalidArgs(String),
+    /// The CRDs are not installed (or not served) on this cluster.
+    #[error(
+        "the {crd} CRD is not installed on this cluster ({source}); install it with `helm install helios charts/helios` or `kubectl apply --server-side -f crds/yaml/`"
+    )]
+    CrdMissing {
+        /// The CRD's name.
+        crd: &'static str,
+        /// The API's answer.
+        source: kube::Error,
+    },
+    /// Listing a kind failed for another reason (RBAC, network).
+    #[error("cannot list {crd}: {source}")]
+    CrdCheck {
+        /// The CRD's name.
+        crd: &'static str,
+        /// The API's answer.
+        source: kube::Error,
+    },
     /// Metrics registration failed.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
@@ -63,6 +84,8 @@ pub async fn run(args: Args) -> Result<(), OperatorError> {
         .await
         .map_err(OperatorError::ApiUnreachable)?;
     tracing::info!(server = %version.git_version, "connected to the Kubernetes API");
+    let worker_identity = args.worker_identity().map_err(OperatorError::InvalidArgs)?;
+    check_crds(&client, args.namespace.as_deref()).await?;
 
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(false));
@@ -91,14 +114,17 @@ pub async fn run(args: Args) -> Result<(), OperatorError> {
         },
     );
     let aws = reporting::load_aws_config().await;
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        args.worker_image.clone(),
-        recorder,
-        Arc::clone(&metrics),
-        aws,
-        args.kafka_timeout(),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            args.worker_image.clone(),
+            recorder,
+            Arc::clone(&metrics),
+            aws,
+            args.kafka_timeout(),
+        )
+        .with_worker_identity(worker_identity),
+    );
     ready.store(true, Ordering::Relaxed);
 
     let elector = Elector::new(
@@ -151,6 +177,35 @@ pub async fn run(args: Args) -> Result<(), OperatorError> {
     }
     let _ = stop_tx.send(());
     let _ = campaign.await;
+    Ok(())
+}
+
+fn crd_error(crd: &'static str) -> impl FnOnce(kube::Error) -> OperatorError {
+    move |source| match &source {
+        kube::Error::Api(s) if s.code == 404 => OperatorError::CrdMissing { crd, source },
+        _ => OperatorError::CrdCheck { crd, source },
+    }
+}
+
+/// Fail fast, with the fix in the message, when the CRDs are not served.
+async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), OperatorError> {
+    let params = kube::api::ListParams::default().limit(1);
+    let pipelines: kube::Api<helios_crds::AnomalyPipeline> = match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    pipelines
+        .list_metadata(&params)
+        .await
+        .map_err(crd_error("anomalypipelines.helios.dev"))?;
+    let detectors: kube::Api<helios_crds::Detector> = match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    detectors
+        .list_metadata(&params)
+        .await
+        .map_err(crd_error("detectors.helios.dev"))?;
     Ok(())
 }
 

@@ -242,3 +242,95 @@ pub fn apply(kubectl: &Kubectl, ns: &TempNamespace, manifest: &str) {
         .ok(&["apply", "-n", &ns.name, "-f", "-"], Some(manifest))
         .unwrap_or_else(|e| panic!("kubectl apply failed: {e}\n{manifest}"));
 }
+
+impl Operator {
+    /// The whole log (not only its tail).
+    pub fn full_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL the process (no chance to release the Lease) and reap it.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// Start `helios operator` for one namespace as `identity` (Lease `helios-operator` in that
+/// namespace, as [`start_operator`]). Its log also has kube-client's request lines, so work done
+/// inside a reconcile shows up as lines in the `reconciling object{..}` span; see
+/// [`reconcile_lines`].
+pub fn start_operator_as(env: &StackEnv, namespace: &str, identity: &str) -> Operator {
+    let log = std::env::temp_dir().join(format!("helios-operator-{namespace}-{identity}.log"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_helios"));
+    cmd.arg("operator")
+        .arg("--kubeconfig")
+        .arg(env.get("KUBECONFIG").unwrap())
+        .args(["--namespace", namespace])
+        .args(["--leader-election-namespace", namespace])
+        .args(["--identity", identity])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--worker-image", "helios:e2e"])
+        .args(["--lease-duration-secs", "6", "--lease-renew-secs", "2"])
+        .env(
+            "RUST_LOG",
+            "info,helios_operator=debug,kube_client::client::builder=debug",
+        )
+        .env("NO_COLOR", "1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        cmd.env(k, env.get(k).unwrap());
+    }
+    Operator {
+        child: cmd.spawn().unwrap(),
+        log,
+    }
+}
+
+/// Lines of an operator log written while reconciling (inside kube-runtime's reconcile span).
+pub fn reconcile_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("reconciling object"))
+        .collect()
+}
+
+/// The holder of Lease `helios-operator` in `namespace`, `None` when there is none.
+pub async fn lease_holder(client: &Client, namespace: &str) -> Option<String> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), namespace);
+    leases
+        .get_opt("helios-operator")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+/// Poll `probe` (no operator involved) until it returns `Some` or `within` passes; the error
+/// names `what` and the last observation.
+pub async fn poll<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let last = match probe().await {
+            Ok(value) => return Ok(value),
+            Err(last) => last,
+        };
+        if Instant::now() >= deadline {
+            return Err(format!("{what}: not within {within:?}; last seen: {last}"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -5,14 +5,14 @@
 use super::kafka_env::{bootstrap_env, security_env};
 use super::{
     BuildError, Owner, container_security_context, env, env_from_secret, http_probe,
-    pod_security_context,
+    worker_pod_spec,
 };
 use crate::naming::{self, DETECTOR_LABEL};
 use helios_crds::{AnomalyPipeline, Detector};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, PodSpec, PodTemplateSpec, Service,
-    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, PodTemplateSpec, Service, ServiceAccount, ServicePort,
+    ServiceSpec, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -35,6 +35,8 @@ pub struct DetectorChildren {
     pub stateful_set: StatefulSet,
     /// The headless Service governing the StatefulSet.
     pub service: Service,
+    /// Whether the ServiceAccount, Role and RoleBinding below are applied.
+    pub per_detector_identity: bool,
     /// The identity of the detect pods.
     pub service_account: ServiceAccount,
     /// Read this Detector, write its status; nothing else.
@@ -52,21 +54,66 @@ pub fn desired_replicas(detector: &Detector, pipeline: &AnomalyPipeline) -> i32 
     }
 }
 
+/// How detect pods get their Kubernetes (and cloud) identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerIdentity {
+    /// A ServiceAccount, Role and RoleBinding per Detector, so the worker can write its runtime
+    /// status; off: the pods run as the namespace's `default` account and write no status.
+    pub per_detector: bool,
+    /// Annotations of each detector ServiceAccount (e.g. `eks.amazonaws.com/role-arn` for IRSA,
+    /// which the worker needs to invoke the report Lambda).
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Default for WorkerIdentity {
+    fn default() -> Self {
+        Self {
+            per_detector: true,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
 /// Build the children of `detector`, which belongs to `pipeline`.
 pub fn build(
     detector: &Detector,
     pipeline: &AnomalyPipeline,
     image: &str,
 ) -> Result<DetectorChildren, BuildError> {
+    build_with(detector, pipeline, image, &WorkerIdentity::default())
+}
+
+/// Build the children of `detector` with the pods' identity settings.
+pub fn build_with(
+    detector: &Detector,
+    pipeline: &AnomalyPipeline,
+    image: &str,
+    identity: &WorkerIdentity,
+) -> Result<DetectorChildren, BuildError> {
     let owner = Owner::of(detector)?;
     let spec_json =
         serde_json::to_string(&detector.spec).map_err(|e| BuildError::Render(e.to_string()))?;
-    let env = detect_env(&owner, pipeline, spec_json);
+    let mut env = detect_env(&owner, pipeline, spec_json);
+    if !identity.per_detector {
+        env.push(super::env("HELIOS_KUBE_STATUS", "off"));
+    }
     let pipeline_ref = &detector.spec.pipeline_ref.name;
+    let mut sts = stateful_set(&owner, detector, pipeline, env, image);
+    if !identity.per_detector
+        && let Some(pod) = sts.spec.as_mut().and_then(|s| s.template.spec.as_mut())
+    {
+        pod.service_account_name = None;
+        pod.automount_service_account_token = Some(false);
+    }
+    let mut account = service_account(&owner, pipeline_ref);
+    if !identity.annotations.is_empty() {
+        account.metadata.annotations = Some(identity.annotations.clone());
+    }
     Ok(DetectorChildren {
-        stateful_set: stateful_set(&owner, detector, pipeline, env, image),
+        per_detector_identity: identity.per_detector,
+        stateful_set: sts,
         service: service(&owner, pipeline_ref),
-        service_account: service_account(&owner, pipeline_ref),
+        service_account: account,
         role: role(&owner, pipeline_ref),
         role_binding: role_binding(&owner, pipeline_ref),
     })
@@ -186,20 +233,11 @@ fn stateful_set(
                     labels: Some(labels(owner, pipeline_ref)),
                     ..Default::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    // The worker writes its runtime status with this identity.
-                    service_account_name: Some(naming::detect_name(&owner.name)),
-                    automount_service_account_token: Some(true),
-                    security_context: Some(pod_security_context()),
-                    termination_grace_period_seconds: Some(30),
-                    volumes: Some(vec![Volume {
-                        name: "tmp".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
+                // The worker writes its runtime status with this identity.
+                spec: Some(worker_pod_spec(
+                    container,
+                    Some(naming::detect_name(&owner.name)),
+                )),
             },
             ..Default::default()
         }),
@@ -383,6 +421,42 @@ mod tests {
             Some("auth-errors-detect")
         );
         assert_eq!(pod.automount_service_account_token, Some(true));
+    }
+
+    #[test]
+    fn without_per_detector_identities_pods_use_the_default_account_and_write_no_status() {
+        let identity = WorkerIdentity {
+            per_detector: false,
+            annotations: BTreeMap::new(),
+        };
+        let c = build_with(&fixtures::detector(), &fixtures::pipeline(), "i", &identity).unwrap();
+        assert!(!c.per_detector_identity);
+        let pod = c.stateful_set.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.service_account_name, None);
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let env = &pod.containers[0].env;
+        assert!(
+            env.iter()
+                .flatten()
+                .any(|e| e.name == "HELIOS_KUBE_STATUS" && e.value.as_deref() == Some("off"))
+        );
+    }
+
+    #[test]
+    fn service_account_carries_the_cloud_identity_annotations() {
+        let identity = WorkerIdentity {
+            per_detector: true,
+            annotations: BTreeMap::from([(
+                "eks.amazonaws.com/role-arn".to_string(),
+                "arn:aws:iam::1:role/detect".to_string(),
+            )]),
+        };
+        let c = build_with(&fixtures::detector(), &fixtures::pipeline(), "i", &identity).unwrap();
+        let annotations = c.service_account.metadata.annotations.unwrap();
+        assert_eq!(
+            annotations["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::1:role/detect"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::kafka_env::{bootstrap_env, security_env};
 use super::{
     BuildError, Owner, container_security_context, env, env_from_secret, http_probe, parse_bytes,
-    pod_security_context,
+    worker_pod_spec,
 };
 use crate::naming::{self, CONFIG_HASH_ANNOTATION, TopicNames};
 use helios_crds::AnomalyPipeline;
@@ -13,8 +13,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, PodSpec, PodTemplateSpec,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, Container, ContainerPort, EnvVar, PodTemplateSpec, Service, ServicePort,
+    ServiceSpec, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -228,18 +228,7 @@ fn deployment(
             }),
             template: PodTemplateSpec {
                 metadata: Some(pod_meta),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    automount_service_account_token: Some(false),
-                    security_context: Some(pod_security_context()),
-                    termination_grace_period_seconds: Some(30),
-                    volumes: Some(vec![Volume {
-                        name: "tmp".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
+                spec: Some(worker_pod_spec(container, None)),
             },
             ..Default::default()
         }),

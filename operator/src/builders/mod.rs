@@ -6,8 +6,9 @@ pub mod ingest;
 pub mod kafka_env;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapKeySelector, EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext,
-    Probe, SeccompProfile, SecretKeySelector, SecurityContext,
+    Capabilities, ConfigMapKeySelector, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, PodSecurityContext, PodSpec, Probe, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -133,6 +134,24 @@ pub fn http_probe(path: &str, port: &str, period: i32) -> Probe {
         period_seconds: Some(period),
         timeout_seconds: Some(2),
         failure_threshold: Some(3),
+        ..Default::default()
+    }
+}
+
+/// The pod of a worker: its one container, non-root, 30 s to drain, a writable `/tmp`
+/// (the root filesystem is read-only), and `service_account` or no API token at all.
+pub fn worker_pod_spec(container: Container, service_account: Option<String>) -> PodSpec {
+    PodSpec {
+        containers: vec![container],
+        automount_service_account_token: Some(service_account.is_some()),
+        service_account_name: service_account,
+        security_context: Some(pod_security_context()),
+        termination_grace_period_seconds: Some(30),
+        volumes: Some(vec![Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }]),
         ..Default::default()
     }
 }

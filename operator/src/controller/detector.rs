@@ -96,29 +96,36 @@ pub async fn reconcile(
             0,
         ),
         Some(pipeline) => {
-            let children = build::build(&detector, &pipeline, &ctx.image)?;
+            let children =
+                build::build_with(&detector, &pipeline, &ctx.image, &ctx.worker_identity)?;
             // The pods' identity first, so the StatefulSet's pods find it.
-            let sa = apply::apply(&ctx.client, &children.service_account)
-                .await
-                .map_err(|source| ReconcileError::ApplyFailed {
-                    kind: "ServiceAccount",
-                    name: children.service_account.name_any(),
-                    source,
-                })?;
-            let role = apply::apply(&ctx.client, &children.role)
-                .await
-                .map_err(|source| ReconcileError::ApplyFailed {
-                    kind: "Role",
-                    name: children.role.name_any(),
-                    source,
-                })?;
-            let binding = apply::apply(&ctx.client, &children.role_binding)
-                .await
-                .map_err(|source| ReconcileError::ApplyFailed {
-                    kind: "RoleBinding",
-                    name: children.role_binding.name_any(),
-                    source,
-                })?;
+            let mut changes = Vec::new();
+            if children.per_detector_identity {
+                let sa = apply::apply(&ctx.client, &children.service_account)
+                    .await
+                    .map_err(|source| ReconcileError::ApplyFailed {
+                        kind: "ServiceAccount",
+                        name: children.service_account.name_any(),
+                        source,
+                    })?;
+                let role = apply::apply(&ctx.client, &children.role)
+                    .await
+                    .map_err(|source| ReconcileError::ApplyFailed {
+                        kind: "Role",
+                        name: children.role.name_any(),
+                        source,
+                    })?;
+                let binding = apply::apply(&ctx.client, &children.role_binding)
+                    .await
+                    .map_err(|source| ReconcileError::ApplyFailed {
+                        kind: "RoleBinding",
+                        name: children.role_binding.name_any(),
+                        source,
+                    })?;
+                changes.push(("ServiceAccount", sa.object.name_any(), sa.change));
+                changes.push(("Role", role.object.name_any(), role.change));
+                changes.push(("RoleBinding", binding.object.name_any(), binding.change));
+            }
             let sts = apply::apply(&ctx.client, &children.stateful_set)
                 .await
                 .map_err(|source| ReconcileError::ApplyFailed {
@@ -133,18 +140,9 @@ pub async fn reconcile(
                     name: children.service.name_any(),
                     source,
                 })?;
-            publish_changes(
-                &ctx,
-                detector.as_ref(),
-                &[
-                    ("ServiceAccount", sa.object.name_any(), sa.change),
-                    ("Role", role.object.name_any(), role.change),
-                    ("RoleBinding", binding.object.name_any(), binding.change),
-                    ("StatefulSet", sts.object.name_any(), sts.change),
-                    ("Service", svc.object.name_any(), svc.change),
-                ],
-            )
-            .await;
+            changes.push(("StatefulSet", sts.object.name_any(), sts.change));
+            changes.push(("Service", svc.object.name_any(), svc.change));
+            publish_changes(&ctx, detector.as_ref(), &changes).await;
             let rollout = Rollout::of_stateful_set(&sts.object);
             let desired = build::desired_replicas(&detector, &pipeline);
             (

@@ -47,6 +47,8 @@ pub struct Context {
     pub aws: SdkConfig,
     /// Kafka admin request timeout.
     pub kafka_timeout: Duration,
+    /// How detect pods get their identity.
+    pub worker_identity: crate::builders::detector::WorkerIdentity,
     admins: Mutex<HashMap<String, TopicAdmin>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -76,9 +78,19 @@ impl Context {
             metrics,
             aws,
             kafka_timeout,
+            worker_identity: crate::builders::detector::WorkerIdentity::default(),
             admins: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same context with `identity` for detect pods.
+    pub fn with_worker_identity(
+        mut self,
+        identity: crate::builders::detector::WorkerIdentity,
+    ) -> Self {
+        self.worker_identity = identity;
+        self
     }
 
     /// A (cached) admin client for `bootstrap` with `properties`.
@@ -289,9 +301,14 @@ pub(crate) async fn publish_changes<K: kube::Resource<DynamicType = ()>>(
             Change::Deleted => ("Deleted", "deleted"),
             Change::Unchanged => continue,
         };
-        crate::events::publish(
+        crate::events::publish_related(
             &ctx.recorder,
             owner,
+            Some(crate::events::related(
+                kind,
+                name,
+                owner.meta().namespace.clone(),
+            )),
             EventType::Normal,
             reason,
             "Reconcile",
@@ -300,6 +317,14 @@ pub(crate) async fn publish_changes<K: kube::Resource<DynamicType = ()>>(
         .await;
     }
 }
+
+/// Reasons that are normal steps of a rollout, not failures: no Warning for them.
+const TRANSIENT_REASONS: &[&str] = &[
+    "RolloutPending",
+    "WorkloadMissing",
+    "NotSuspended",
+    "ScalingDown",
+];
 
 /// The decided conditions that are not True and were not already in that state with that
 /// reason: each gets one Warning Event (not one per requeue).
@@ -312,6 +337,7 @@ pub(crate) fn changed_failures<'a>(
     decided
         .iter()
         .filter(|c| c.status == Status::False && !skip.contains(&c.type_.as_str()))
+        .filter(|c| !TRANSIENT_REASONS.contains(&c.reason.as_str()))
         .filter(|c| {
             !previous
                 .iter()
@@ -339,6 +365,7 @@ mod tests {
             Cond::fail("TopicsReady", "KafkaUnreachable", "down"),
             Cond::fail("IngestionAvailable", "ReplicasUnavailable", "0/2"),
             Cond::ok("DetectorsReady", "AllDetectorsReady", "1/1"),
+            Cond::fail("IngestionAvailable", "RolloutPending", "not observed yet"),
         ];
         let previous = [Condition {
             type_: "TopicsReady".into(),

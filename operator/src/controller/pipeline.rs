@@ -298,10 +298,13 @@ async fn finalize(
                 EventType::Warning,
                 reason,
                 "Delete",
+                // One series: the Event's count is the number of failed attempts so far.
                 format!(
-                    "attempt {}/{}: {}",
-                    progress.attempts,
+                    "deleting topics {} and {} failed (retrying: at most {} attempts within {:?}): {}",
+                    names.events,
+                    names.anomalies,
                     finalizer::MAX_ATTEMPTS,
+                    finalizer::MAX_ELAPSED,
                     error.unwrap_or_default()
                 ),
             )
@@ -449,9 +452,10 @@ async fn ensure_topics(
                 None
             };
             if let Some(note) = what {
-                crate::events::publish(
+                crate::events::publish_related(
                     &ctx.recorder,
                     pipeline,
+                    Some(crate::events::related("KafkaTopic", name, None)),
                     EventType::Normal,
                     "TopicReconciled",
                     "Reconcile",

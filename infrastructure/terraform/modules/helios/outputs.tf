@@ -13,6 +13,11 @@ output "operator_role_arn" {
   value       = local.checks ? aws_iam_role.operator[0].arn : null
 }
 
+output "detector_role_arn" {
+  description = "IAM role of the detectors' ServiceAccounts (workers.serviceAccountAnnotations; null without detector_namespaces or report functions)."
+  value       = local.detectors ? aws_iam_role.detector[0].arn : null
+}
+
 output "chart_version" {
   description = "Version of the installed chart."
   value       = helm_release.helios.version

@@ -86,6 +86,12 @@ variable "report_bucket_arns" {
   default     = []
 }
 
+variable "detector_namespaces" {
+  description = "Namespaces of the Detectors whose ServiceAccounts may assume the detector role (lambda:InvokeFunction on report_function_arns); empty creates no detector role."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags of the IAM resources."
   type        = map(string)
