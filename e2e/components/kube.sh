@@ -114,7 +114,7 @@ kube_start() {
       --etcd-servers="http://127.0.0.1:$etcd" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
       --secure-port="$port" --cert-dir="$pki" --tls-cert-file="$pki/apiserver.crt" \
       --tls-private-key-file="$pki/apiserver.key" --client-ca-file="$pki/ca.crt" \
-      --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true --authorization-mode=Node,RBAC \
+      --service-cluster-ip-range=10.0.0.0/16 --allow-privileged=true --authorization-mode=Node,RBAC \
       --token-auth-file="$pki/tokens.csv" --service-account-issuer="https://127.0.0.1:$port" \
       --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
       --disable-admission-plugins=ServiceAccount --profiling=false --v=1
@@ -128,7 +128,7 @@ kube_start() {
       --bind-address=127.0.0.1 --secure-port="$kcm_port" --cert-dir="$pki/kcm" \
       --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
       --use-service-account-credentials=false --controllers='*,-nodeipam,-nodelifecycle' \
-      --concurrent-gc-syncs=5 --profiling=false --v=1
+      --concurrent-gc-syncs=5 --kube-api-qps=200 --kube-api-burst=400 --profiling=false --v=1
     wait_for kube-controller-manager 60 curl -sfk "https://127.0.0.1:$kcm_port/healthz"
   fi
   if ! running kube-scheduler; then

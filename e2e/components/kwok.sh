@@ -5,7 +5,7 @@
 # Pending -> Running+Ready, Job pods complete, and deleted pods disappear. kwok's server
 # (healthz, and the node's kubelet endpoint, so `kubectl logs` gets kwok's answer) listens on
 # 127.0.0.1:KWOK_PORT only; the node's IP is 127.0.0.1 and pod IPs come from KWOK_POD_CIDR,
-# which is disjoint from the service range 10.0.0.0/24.
+# which is disjoint from the service range 10.0.0.0/16.
 
 KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 KWOK_HOME="$HELIOS_CACHE/kwok-v$KWOK_VERSION"

@@ -23,6 +23,7 @@ use helios_crds::AnomalyPipeline;
 use helios_e2e::kubectl::{Kubectl, unique_suffix};
 use helios_e2e::{StackEnv, clients};
 use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::networking::v1::{IPAddress, ServiceCIDR};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
@@ -710,6 +711,73 @@ async fn latency_phase(
     out
 }
 
+/// ClusterIPs still free in the cluster's service ranges (every pipeline's ingest Service takes
+/// one), with the ranges; `None` when the ServiceCIDR API cannot tell.
+async fn free_service_ips(client: &Client) -> Option<(u64, String)> {
+    let cidrs = Api::<ServiceCIDR>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .ok()?;
+    let ranges: Vec<String> = cidrs
+        .items
+        .iter()
+        .filter_map(|c| c.spec.as_ref()?.cidrs.clone())
+        .flatten()
+        .filter(|c| !c.contains(':'))
+        .collect();
+    let size: u64 = ranges
+        .iter()
+        .filter_map(|c| c.split_once('/')?.1.parse::<u32>().ok())
+        .map(|len| (1u64 << (32 - len.min(32))).saturating_sub(2))
+        .sum();
+    if ranges.is_empty() {
+        return None;
+    }
+    let used = Api::<IPAddress>::all(client.clone())
+        .list_metadata(&ListParams::default())
+        .await
+        .ok()?
+        .items
+        .len() as u64;
+    Some((size.saturating_sub(used), ranges.join(",")))
+}
+
+/// The most frequent reconcile errors in the operator's log.
+fn top_errors(log: &std::path::Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for line in text.lines().filter(|l| l.contains("reconcile failed")) {
+        let Some((_, error)) = line.split_once("error=") else {
+            continue;
+        };
+        // Strip ANSI colours and make object names generic.
+        let mut clean = String::new();
+        let mut chars = error.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for d in chars.by_ref() {
+                    if d == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                clean.push(c);
+            }
+        }
+        let clean: String = clean
+            .split(' ')
+            .map(|w| if w.starts_with("cold-") { "cold-N" } else { w })
+            .take_while(|w| !w.starts_with("retry_in"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        *counts.entry(clean.chars().take(200).collect()).or_insert(0) += 1;
+    }
+    let mut top: Vec<(usize, String)> = counts.into_iter().map(|(k, v)| (v, k)).collect();
+    top.sort_by_key(|t| std::cmp::Reverse(t.0));
+    top.truncate(3);
+    top
+}
+
 // ---------------------------------------------------------------------------------------------
 // Phase 2: cold start.
 
@@ -731,6 +799,15 @@ struct ColdStart {
 }
 
 async fn cold_start_phase(env: &StackEnv, client: &Client, n: usize) -> ColdStart {
+    if let Some((free, ranges)) = free_service_ips(client).await {
+        println!("  {free} ClusterIPs free in the service range {ranges}");
+        if (free as usize) < n {
+            println!(
+                "  WARNING: every pipeline's ingest Service needs a ClusterIP; only {free} are \
+                 free, so at most ~{free} of {n} pipelines can become Ready on this stack"
+            );
+        }
+    }
     let extra_nodes = n.div_ceil(PODS_PER_NODE);
     let t = Instant::now();
     let nodes = add_nodes(client, extra_nodes).await;
@@ -781,6 +858,8 @@ async fn cold_start_phase(env: &StackEnv, client: &Client, n: usize) -> ColdStar
     let mut ready_all = None;
     let mut next_report = Duration::from_secs(10);
     let mut peak_rss = 0;
+    let mut last_progress = (Instant::now(), (0, 0, 0));
+    let stall = Duration::from_secs(90);
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let elapsed = t0.elapsed();
@@ -816,10 +895,22 @@ async fn cold_start_phase(env: &StackEnv, client: &Client, n: usize) -> ColdStar
             );
             break;
         }
+        if (observed, topics, ready) != last_progress.1 {
+            last_progress = (Instant::now(), (observed, topics, ready));
+        } else if last_progress.0.elapsed() >= stall {
+            eprintln!(
+                "  no progress for {stall:?} (Ready {ready}/{n}); giving up. Most frequent \
+                 reconcile errors: {:?}",
+                top_errors(&operator.log)
+            );
+            break;
+        }
         if elapsed >= limit {
             eprintln!(
-                "  not all Ready within {limit:?}; not-ready reasons: {:?}",
-                tracker.not_ready_reasons()
+                "  not all Ready within {limit:?}; not-ready reasons: {:?}; most frequent \
+                 reconcile errors: {:?}",
+                tracker.not_ready_reasons(),
+                top_errors(&operator.log)
             );
             break;
         }

@@ -221,6 +221,14 @@ where
     }
 }
 
+/// Reconciles in flight per controller: bounds memory and the burst on the API server and the
+/// broker when thousands of objects arrive at once (a cold start).
+const CONCURRENCY: u16 = 32;
+
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(CONCURRENCY)
+}
+
 /// Run both controllers until the future is dropped (losing leadership aborts it).
 pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     let ns = namespace.as_deref();
@@ -259,6 +267,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
         Controller::new(api::<Detector>(client, ns), watcher::Config::default());
     let store = detector_controller.store();
     let detectors = detector_controller
+        .with_config(controller_config())
         .owns(api::<StatefulSet>(client, ns), children.clone())
         .owns(api::<Service>(client, ns), children)
         .watches(
