@@ -153,7 +153,11 @@ pub async fn reconcile(
     };
 
     let is_ready = ready.status == conditions::Status::True;
-    let previous = detector
+    // The status as stored now, not as cached (see the pipeline reconciler).
+    let detectors: Api<Detector> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let fresh = detectors.get_status(&owner.name).await.ok();
+    let current = fresh.as_ref().unwrap_or(detector.as_ref());
+    let previous = current
         .status
         .as_ref()
         .map(|s| s.conditions.clone())
@@ -181,7 +185,7 @@ pub async fn reconcile(
         ),
         replicas,
     };
-    if conditions::status_needs_write(owned_part(&detector).as_ref(), &status) {
+    if conditions::status_needs_write(owned_part(current).as_ref(), &status) {
         let api: Api<Detector> = Api::namespaced(ctx.client.clone(), &owner.namespace);
         let patch = serde_json::json!({
             "apiVersion": Detector::api_version(&()),

@@ -120,7 +120,11 @@ pub async fn reconcile(
     decided.extend(details);
     decided.push(suspended_cond);
 
-    let previous = pipeline
+    // The status as stored now, not as cached: a reconcile triggered before the watch delivered
+    // our own last status write must not reset lastTransitionTime (a false flap).
+    let fresh = api.get_status(&owner.name).await.ok();
+    let current = fresh.as_ref().unwrap_or(pipeline.as_ref());
+    let previous = current
         .status
         .as_ref()
         .map(|s| s.conditions.clone())
@@ -156,7 +160,7 @@ pub async fn reconcile(
         }),
         detectors: Some(counts),
     };
-    if conditions::status_needs_write(pipeline.status.as_ref(), &status) {
+    if conditions::status_needs_write(current.status.as_ref(), &status) {
         write_status(&api, &owner.name, &status).await?;
     }
     ctx.metrics.pipeline_ready(&key, Some(is_ready));

@@ -10,6 +10,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer, ProducerContext};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
@@ -67,7 +68,15 @@ pub struct EventProducer {
     breaker: SharedBreaker,
     metrics: Metrics,
     timeout: Duration,
+    /// A probe closed the breaker and no send has succeeded since.
+    probe_closed: std::sync::atomic::AtomicBool,
+    /// Times the breaker re-opened right after a probe closed it (the broker answers metadata
+    /// but this producer cannot deliver): at [`RELAPSES_BEFORE_RESET`] the producer is replaced.
+    relapses: std::sync::atomic::AtomicU32,
 }
+
+/// Breaker relapses after a successful probe before the producer is replaced.
+const RELAPSES_BEFORE_RESET: u32 = 2;
 
 impl EventProducer {
     /// Create the producer from the worker's arguments.
@@ -106,6 +115,8 @@ impl EventProducer {
             breaker,
             metrics,
             timeout: args.produce_timeout(),
+            probe_closed: std::sync::atomic::AtomicBool::new(false),
+            relapses: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -135,15 +146,20 @@ impl EventProducer {
         let current = self.current();
         if let Some((code, reason)) = current.client().fatal_error() {
             warn!(?code, %reason, "fatal Kafka producer error: creating a new producer");
-            match Self::create(&self.config, &self.breaker, &self.metrics) {
-                Ok(fresh) => {
-                    *self
-                        .producer
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner) = fresh
-                }
-                Err(e) => warn!(%e, "could not create a new producer"),
+            self.replace();
+        }
+    }
+
+    /// Replace the producer with a fresh one (requests in flight on the old one fail with 503).
+    fn replace(&self) {
+        match Self::create(&self.config, &self.breaker, &self.metrics) {
+            Ok(fresh) => {
+                *self
+                    .producer
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = fresh
             }
+            Err(e) => warn!(%e, "could not create a new producer"),
         }
     }
 
@@ -185,6 +201,7 @@ impl EventProducer {
         if ok {
             if b.state() == State::Open {
                 info!("Kafka reachable again: circuit breaker closed");
+                self.probe_closed.store(true, Ordering::Relaxed);
             }
             b.on_probe_success();
             self.metrics.breaker_open.set(0);
@@ -259,15 +276,33 @@ impl EventProducer {
             .unwrap_or_else(PoisonError::into_inner)
             .on_success();
         self.metrics.breaker_open.set(0);
+        self.probe_closed.store(false, Ordering::Relaxed);
+        self.relapses.store(0, Ordering::Relaxed);
         Ok(())
     }
 
     fn failed(&self, reason: String) -> ProduceError {
         self.reset_if_fatal();
-        let mut b = self.breaker.lock().unwrap_or_else(PoisonError::into_inner);
-        b.on_failure(Instant::now());
-        if b.state() == State::Open {
-            self.metrics.breaker_open.set(1);
+        let reopened = {
+            let mut b = self.breaker.lock().unwrap_or_else(PoisonError::into_inner);
+            let was_open = b.state() == State::Open;
+            b.on_failure(Instant::now());
+            let open = b.state() == State::Open;
+            if open {
+                self.metrics.breaker_open.set(1);
+            }
+            open && !was_open
+        };
+        if reopened && self.probe_closed.swap(false, Ordering::Relaxed) {
+            let n = self.relapses.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= RELAPSES_BEFORE_RESET {
+                warn!(
+                    relapses = n,
+                    "the broker answers but this producer cannot deliver: creating a new producer"
+                );
+                self.relapses.store(0, Ordering::Relaxed);
+                self.replace();
+            }
         }
         warn!(%reason, "produce failed");
         ProduceError::Failed(reason)
