@@ -67,11 +67,13 @@ pub fn reason(f: &Failure) -> &'static str {
     }
 }
 
-fn failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+/// The failure of call `what` (e.g. `GetFunction f`) to `service`.
+fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
     service: Service,
-    err: &aws_sdk_lambda::error::SdkError<E, R>,
-    status: Option<u16>,
+    what: &str,
+    err: &aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
 ) -> Failure {
+    let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().map(str::to_string);
     // A response that arrived is summarised by its status, code and message; a request that
     // never got one (DNS, connection refused, credentials) keeps the whole error chain.
@@ -87,7 +89,7 @@ fn failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::D
         service,
         http_status: status,
         code,
-        message: message.trim_end().to_string(),
+        message: format!("{what}: {}", message.trim_end()),
     }
 }
 
@@ -145,10 +147,7 @@ async fn check_lambda(spec: &ReportingSpec, base: &SdkConfig) -> Result<String, 
     let answered = match tokio::time::timeout(LAMBDA_CALL_TIMEOUT, get).await {
         Ok(Ok(out)) => Ok(out),
         Ok(Err(e)) if e.code().is_some() || spec.lambda.endpoint.is_none() => {
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            let mut f = failure(Service::Lambda, &e, status);
-            f.message = format!("GetFunction {name}: {}", f.message);
-            return Err(f);
+            return Err(failure(Service::Lambda, &format!("GetFunction {name}"), &e));
         }
         Ok(Err(_)) => Err(()),
         Err(_) if spec.lambda.endpoint.is_none() => {
@@ -194,12 +193,7 @@ async fn dry_run(client: &aws_sdk_lambda::Client, spec: &ReportingSpec) -> Resul
         .send();
     match tokio::time::timeout(LAMBDA_CALL_TIMEOUT, invoke).await {
         Ok(Ok(_)) => Ok(format!("function {name} answers invocations")),
-        Ok(Err(e)) => {
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            let mut f = failure(Service::Lambda, &e, status);
-            f.message = format!("invoking {name}: {}", f.message);
-            Err(f)
-        }
+        Ok(Err(e)) => Err(failure(Service::Lambda, &format!("invoking {name}"), &e)),
         Err(_) => Err(Failure {
             service: Service::Lambda,
             http_status: None,
@@ -225,12 +219,7 @@ async fn check_bucket(spec: &ReportingSpec, base: &SdkConfig) -> Result<(), Fail
         .bucket(&spec.s3.bucket)
         .send()
         .await
-        .map_err(|e| {
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            let mut f = failure(Service::S3, &e, status);
-            f.message = format!("HeadBucket {}: {}", spec.s3.bucket, f.message);
-            f
-        })?;
+        .map_err(|e| failure(Service::S3, &format!("HeadBucket {}", spec.s3.bucket), &e))?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! (`ModelTrained`, `DataFlowing`, `AnomalyActive`) and `lastAnomaly` are written by the
 //! detector worker under its own field manager; this reconciler never touches them.
 
-use super::pipeline::short_kind;
+use super::pipeline::{applied, apply_failed};
 use super::{Context, ReconcileError, changed_failures, publish_changes};
 use crate::apply;
 use crate::builders::{self, detector as build};
@@ -101,47 +101,15 @@ pub async fn reconcile(
             // The pods' identity first, so the StatefulSet's pods find it.
             let mut changes = Vec::new();
             if children.per_detector_identity {
-                let sa = apply::apply(&ctx.client, &children.service_account)
-                    .await
-                    .map_err(|source| ReconcileError::ApplyFailed {
-                        kind: "ServiceAccount",
-                        name: children.service_account.name_any(),
-                        source,
-                    })?;
-                let role = apply::apply(&ctx.client, &children.role)
-                    .await
-                    .map_err(|source| ReconcileError::ApplyFailed {
-                        kind: "Role",
-                        name: children.role.name_any(),
-                        source,
-                    })?;
-                let binding = apply::apply(&ctx.client, &children.role_binding)
-                    .await
-                    .map_err(|source| ReconcileError::ApplyFailed {
-                        kind: "RoleBinding",
-                        name: children.role_binding.name_any(),
-                        source,
-                    })?;
-                changes.push(("ServiceAccount", sa.object.name_any(), sa.change));
-                changes.push(("Role", role.object.name_any(), role.change));
-                changes.push(("RoleBinding", binding.object.name_any(), binding.change));
+                changes.push(applied(&ctx, &children.service_account).await?);
+                changes.push(applied(&ctx, &children.role).await?);
+                changes.push(applied(&ctx, &children.role_binding).await?);
             }
             let sts = apply::apply(&ctx.client, &children.stateful_set)
                 .await
-                .map_err(|source| ReconcileError::ApplyFailed {
-                    kind: "StatefulSet",
-                    name: children.stateful_set.name_any(),
-                    source,
-                })?;
-            let svc = apply::apply(&ctx.client, &children.service)
-                .await
-                .map_err(|source| ReconcileError::ApplyFailed {
-                    kind: short_kind::<k8s_openapi::api::core::v1::Service>(),
-                    name: children.service.name_any(),
-                    source,
-                })?;
+                .map_err(apply_failed("StatefulSet", &children.stateful_set))?;
             changes.push(("StatefulSet", sts.object.name_any(), sts.change));
-            changes.push(("Service", svc.object.name_any(), svc.change));
+            changes.push(applied(&ctx, &children.service).await?);
             publish_changes(&ctx, detector.as_ref(), &changes).await;
             let rollout = Rollout::of_stateful_set(&sts.object);
             let desired = build::desired_replicas(&detector, &pipeline);

@@ -173,7 +173,7 @@ pub async fn reconcile(
     }))
 }
 
-fn apply_failed<K: ResourceExt>(
+pub(crate) fn apply_failed<K: ResourceExt>(
     kind: &'static str,
     obj: &K,
 ) -> impl FnOnce(kube::Error) -> ReconcileError {
@@ -182,7 +182,7 @@ fn apply_failed<K: ResourceExt>(
 }
 
 /// Apply one child and say what changed.
-async fn applied<K: apply::Child>(
+pub(crate) async fn applied<K: apply::Child>(
     ctx: &Context,
     child: &K,
 ) -> Result<(&'static str, String, Change), ReconcileError> {
@@ -201,6 +201,9 @@ pub(crate) fn short_kind<K: Resource<DynamicType = ()>>() -> &'static str {
         "Service" => "Service",
         "PodDisruptionBudget" => "PodDisruptionBudget",
         "StatefulSet" => "StatefulSet",
+        "ServiceAccount" => "ServiceAccount",
+        "Role" => "Role",
+        "RoleBinding" => "RoleBinding",
         _ => "Object",
     }
 }
