@@ -98,43 +98,58 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-/// A window feature computed by the detectors (a closed set; unknown names are refused).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Feature {
-    /// Number of events in the window.
-    EventCount,
-    /// Fraction of events that are errors (status >= 500 or `error: true`).
-    ErrorRate,
-    /// Mean latency in milliseconds.
-    AvgLatency,
-    /// 95th percentile latency in milliseconds.
-    P95Latency,
-    /// 99th percentile latency in milliseconds.
-    P99Latency,
-}
+/// The names a feature may have: one of the request features, or `metrics.<name>` for a
+/// numeric metric the events carry (`metrics: {"cpu": 0.7}`).
+pub const FEATURE_PATTERN: &str = r"^(event_count|error_rate|avg_latency|p95_latency|p99_latency|metrics\.[A-Za-z0-9_.\-]{1,100})$";
+
+/// A window feature: a request feature computed from the window's events (`event_count`,
+/// `error_rate`, `avg_latency`, `p95_latency`, `p99_latency`) or `metrics.<name>`, the mean of
+/// that numeric metric over the window's events (gauges a team already has).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Feature(pub String);
 
 impl Feature {
-    /// Every feature, in declaration order.
-    pub const ALL: [Feature; 5] = [
-        Feature::EventCount,
-        Feature::ErrorRate,
-        Feature::AvgLatency,
-        Feature::P95Latency,
-        Feature::P99Latency,
+    /// The request features computed from events, in canonical order.
+    pub const REQUEST: [&'static str; 5] = [
+        "event_count",
+        "error_rate",
+        "avg_latency",
+        "p95_latency",
+        "p99_latency",
     ];
 
-    /// The wire name (`event_count`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Feature::EventCount => "event_count",
-            Feature::ErrorRate => "error_rate",
-            Feature::AvgLatency => "avg_latency",
-            Feature::P95Latency => "p95_latency",
-            Feature::P99Latency => "p99_latency",
-        }
+    /// A feature by wire name (not validated; the schema and the detector validate).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    /// The wire name (`event_count`, `metrics.cpu`, …).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the name is a request feature or a well-formed `metrics.<name>`.
+    pub fn is_valid(&self) -> bool {
+        Self::REQUEST.contains(&self.0.as_str())
+            || self.0.strip_prefix("metrics.").is_some_and(|m| {
+                (1..=100).contains(&m.len())
+                    && m.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            })
+    }
+}
+
+impl JsonSchema for Feature {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Feature".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": FEATURE_PATTERN,
+        })
     }
 }
 
@@ -193,14 +208,29 @@ mod tests {
     }
 
     #[test]
-    fn features_round_trip_by_wire_name() {
-        for f in Feature::ALL {
-            let json = serde_json::to_string(&f).unwrap_or_default();
-            assert_eq!(json, format!("\"{}\"", f.as_str()));
-            let back: Feature = serde_json::from_str(&json).unwrap_or(Feature::EventCount);
-            assert_eq!(back, f);
+    fn features_are_request_features_or_metrics() {
+        for f in Feature::REQUEST {
+            let json = serde_json::to_string(&Feature::new(f)).unwrap_or_default();
+            assert_eq!(json, format!("\"{f}\""));
+            assert!(Feature::new(f).is_valid());
         }
-        assert!(serde_json::from_str::<Feature>("\"p50_latency\"").is_err());
+        for ok in [
+            "metrics.cpu",
+            "metrics.queue_depth",
+            "metrics.kpi.orders-eu",
+        ] {
+            assert!(Feature::new(ok).is_valid(), "{ok}");
+        }
+        for bad in [
+            "p50_latency",
+            "metrics.",
+            "metrics.a b",
+            "cpu",
+            "metrics.x@y",
+        ] {
+            assert!(!Feature::new(bad).is_valid(), "{bad}");
+        }
+        assert!(FEATURE_PATTERN.contains("metrics"));
     }
 
     #[test]

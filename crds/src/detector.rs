@@ -48,8 +48,10 @@ pub struct DetectorSpec {
     /// Event-time windowing.
     #[serde(default)]
     pub window: WindowSpec,
-    /// Features computed per window (from a closed set).
-    #[schemars(length(min = 1, max = 5), extend("x-kubernetes-list-type" = "set"))]
+    /// Features computed per window: request features (`event_count`, `error_rate`,
+    /// `avg_latency`, `p95_latency`, `p99_latency`) and/or `metrics.<name>` (the mean of a
+    /// numeric metric the events carry).
+    #[schemars(length(min = 1, max = 16), extend("x-kubernetes-list-type" = "set"))]
     pub features: Vec<Feature>,
     /// The anomaly model.
     #[serde(default)]
@@ -131,13 +133,17 @@ impl Default for WindowSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.contamination > 0.0 && self.contamination <= 0.5", "message": "model.contamination must be in (0, 0.5]", "fieldPath": ".contamination"},
+    {"rule": "!has(self.contamination) || (self.contamination > 0.0 && self.contamination <= 0.5)", "message": "model.contamination must be in (0, 0.5]", "fieldPath": ".contamination"},
     {"rule": "!has(self.threshold) || (self.threshold >= -1.0 && self.threshold <= 0.0)", "message": "model.threshold must be in [-1, 0] (scikit-learn score_samples convention: lower is more anomalous)", "fieldPath": ".threshold"}
 ]))]
 pub struct ModelSpec {
-    /// Algorithm; `IsolationForest` is the plain forest of Liu et al.
+    /// Algorithm: `RobustForest` (default) or `IsolationForest` (the bare forest score).
     #[serde(default)]
     pub algorithm: Algorithm,
+    /// Seasonal baseline: `Auto` (weekly once two weeks are seen, daily once two days are),
+    /// `Daily` (at most daily) or `Off`.
+    #[serde(default)]
+    pub seasonality: Seasonality,
     /// Number of trees.
     #[serde(default = "default_trees")]
     #[schemars(range(min = 1, max = 1000))]
@@ -146,12 +152,14 @@ pub struct ModelSpec {
     #[serde(default = "default_sample_size")]
     #[schemars(range(min = 2, max = 65536))]
     pub sample_size: i32,
-    /// Expected fraction of anomalous windows; sets the threshold from the training scores.
-    #[serde(default = "default_contamination")]
+    /// Fraction of windows to flag: the threshold is that upper quantile of recent scores
+    /// (flags that fraction of healthy windows too). Overrides `alerting.budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 0.5))]
-    pub contamination: f64,
-    /// Explicit threshold on scikit-learn's `score_samples` (= −score, in [−1, 0]); a window
-    /// is anomalous when its value is below it, e.g. `-0.7`. Overrides `contamination`.
+    pub contamination: Option<f64>,
+    /// Explicit threshold in scikit-learn's `score_samples` convention (= −score, in
+    /// [−1, 0]); a window is anomalous when its score exceeds `-threshold`, e.g. `-0.7` flags
+    /// scores above 0.7. Overrides `contamination` and `alerting.budget`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
     /// Random seed; the same seed and data give the same model.
@@ -170,7 +178,8 @@ impl Default for ModelSpec {
             algorithm: Algorithm::default(),
             trees: default_trees(),
             sample_size: default_sample_size(),
-            contamination: default_contamination(),
+            seasonality: Seasonality::default(),
+            contamination: None,
             threshold: None,
             seed: default_seed(),
             shingle_size: 1,
@@ -178,12 +187,30 @@ impl Default for ModelSpec {
     }
 }
 
-/// Supported model algorithms.
+/// Supported model algorithms (both run in `helios detect`, `helios eval` and
+/// `helios backtest`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum Algorithm {
-    /// Isolation Forest (Liu, Ting & Zhou, 2008).
+    /// Isolation Forest over each window's values, their local and seasonal residuals and
+    /// differences, ensembled with a robust seasonal residual (per feature and across
+    /// features), turned into an anomaly likelihood; plus the range guard.
     #[default]
+    RobustForest,
+    /// The bare Isolation Forest score (Liu, Ting & Zhou, 2008) over the window's values
+    /// (and lags), plus the range guard.
     IsolationForest,
+}
+
+/// Seasonal baseline of a detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum Seasonality {
+    /// Hour of week once two weeks are covered, hour of day once two days are.
+    #[default]
+    Auto,
+    /// Hour of day at most.
+    Daily,
+    /// No seasonal baseline.
+    Off,
 }
 
 /// Warm-up and retraining of the model.
@@ -237,7 +264,32 @@ pub struct AlertingSpec {
     /// Absolute floors per feature: an alert fires only if a driving feature reaches its floor
     /// (e.g. `p99_latency: 200` ignores anomalies below 200 ms).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, f64>")]
     pub floors: BTreeMap<Feature, f64>,
+    /// The alert budget, the default threshold rule: how often each key may page on healthy
+    /// traffic. The threshold is the lowest at which the key's recent windows would have
+    /// raised at most this many alerts after this policy. Ignored when `model.threshold` or
+    /// `model.contamination` is set.
+    #[serde(default)]
+    pub budget: AlertBudget,
+}
+
+/// How often a detector may alert per key on healthy traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertBudget {
+    /// Alerts per key per week the recent history may produce (> 0).
+    #[serde(default = "default_budget")]
+    #[schemars(range(min = 0.001, max = 10000.0))]
+    pub false_alerts_per_week: f64,
+}
+
+impl Default for AlertBudget {
+    fn default() -> Self {
+        Self {
+            false_alerts_per_week: default_budget(),
+        }
+    }
 }
 
 impl Default for AlertingSpec {
@@ -248,6 +300,7 @@ impl Default for AlertingSpec {
             min_consecutive_windows: 1,
             cooldown: default_cooldown(),
             floors: BTreeMap::new(),
+            budget: AlertBudget::default(),
         }
     }
 }
@@ -308,6 +361,12 @@ pub struct ModelStatus {
     /// The anomaly-score threshold in effect (0–1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_threshold: Option<f64>,
+    /// Which rule set it: `threshold`, `contamination` or `alertBudget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_rule: Option<String>,
+    /// Seasonal baseline in use: `none`, `daily` or `weekly`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seasonality: Option<String>,
     /// Warm-up progress, e.g. `7/12` windows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<String>,
@@ -367,8 +426,8 @@ fn default_trees() -> i32 {
 fn default_sample_size() -> i32 {
     256
 }
-fn default_contamination() -> f64 {
-    0.05
+fn default_budget() -> f64 {
+    1.0
 }
 fn default_seed() -> i64 {
     42

@@ -5,36 +5,95 @@
 use std::path::Path;
 use std::process::Command;
 
-#[test]
-fn eval_nab_on_a_slice_prints_the_three_profiles() {
+fn nab_dir() -> std::path::PathBuf {
     let nab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/nab");
     assert!(
         nab.join("labels").is_dir(),
-        "NAB dataset missing at {} (shared/ beside the checkout)",
+        "NAB dataset missing at {} (shared/ beside the checkout): this test never skips",
         nab.display()
     );
+    nab
+}
+
+fn nab_detector() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../workers/detection/eval/nab-detector.yaml")
+}
+
+/// Runs `helios eval nab` and returns the summary row of `subset` as its three scores.
+fn eval_nab(extra: &[&str], subset: &str) -> (String, [f64; 3]) {
     let out = Command::new(env!("CARGO_BIN_EXE_helios"))
         .args(["eval", "nab", "--dir"])
-        .arg(&nab)
-        .args(["--files", "artificialWithAnomaly/art_daily_jumpsup.csv,realKnownCause/ambient_temperature_system_failure.csv"])
+        .arg(nab_dir())
+        .args(extra)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("NAB: 2 files"), "{text}");
-    for profile in ["standard", "reward_low_FP_rate", "reward_low_FN_rate"] {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("| {profile} |")))
-            .unwrap_or_else(|| panic!("{profile} missing: {text}"));
-        let score: f64 = line.split('|').nth(2).unwrap().trim().parse().unwrap();
-        assert!(score.is_finite() && score <= 100.0, "{profile}: {score}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&format!("| {subset}")))
+        .unwrap_or_else(|| panic!("no {subset} row: {text}"))
+        .to_string();
+    let cell = |i: usize| -> f64 {
+        row.split('|')
+            .nth(i)
+            .unwrap()
+            .trim()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (text.clone(), [cell(3), cell(4), cell(5)])
+}
+
+/// Quality pin: the held-out half of NAB (files never tuned on), scored at the thresholds
+/// chosen on the tuning half, through the detector core with the committed NAB Detector.
+/// A change to the core that moves it by more than 1.5 points fails here.
+#[test]
+fn nab_held_out_half_score_is_pinned() {
+    let det = nab_detector();
+    let (text, held_out) = eval_nab(
+        &["--seeds", "42", "--detector", det.to_str().unwrap()],
+        "held-out",
+    );
+    let pinned = [50.35, 40.52, 63.44];
+    for (got, want) in held_out.iter().zip(pinned) {
+        assert!(
+            (got - want).abs() <= 1.5,
+            "held-out {held_out:?} vs pinned {pinned:?}\n{text}"
+        );
+    }
+    let (_, tuning) = eval_nab(
+        &["--seeds", "42", "--detector", det.to_str().unwrap()],
+        "tuning",
+    );
+    assert!((tuning[0] - 54.59).abs() <= 1.5, "tuning {tuning:?}");
+}
+
+/// Quality pin on a fixed four-file subset with the default Detector (what a team gets
+/// without tuning), fast enough to run on every change.
+#[test]
+fn nab_subset_with_the_default_detector_is_pinned() {
+    let files = "artificialWithAnomaly/art_daily_jumpsup.csv,realKnownCause/ambient_temperature_system_failure.csv,realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv,realKnownCause/machine_temperature_system_failure.csv";
+    let (text, corpus) = eval_nab(&["--seeds", "42", "--files", files], "corpus");
+    assert!(text.contains("NAB corpus: 4 files"), "{text}");
+    let pinned = PINNED_SUBSET;
+    for (got, want) in corpus.iter().zip(pinned) {
+        assert!(
+            (got - want).abs() <= 2.0,
+            "subset {corpus:?} vs pinned {pinned:?}\n{text}"
+        );
     }
 }
+
+/// Standard, reward_low_FP_rate, reward_low_FN_rate of the subset (seed 42), measured.
+const PINNED_SUBSET: [f64; 3] = [50.78, 50.78, 52.38];
 
 #[test]
 fn eval_rejects_an_unknown_algorithm() {
@@ -44,6 +103,20 @@ fn eval_rejects_an_unknown_algorithm() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Magic"));
+}
+
+#[test]
+fn a_missing_nab_directory_fails_loudly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_helios"))
+        .args(["eval", "nab", "--dir", "/nonexistent/nab"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/nab"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

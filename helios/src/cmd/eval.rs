@@ -1,14 +1,16 @@
 //! `helios eval`: score the detection library on labelled data and print tables.
 //!
-//! - `helios eval nab --dir DATASET` — the NAB score for the three profiles plus
-//!   precision/recall/F1 over windows.
+//! - `helios eval nab --dir DATASET [--detector FILE]` — NAB scored through the detector core
+//!   a Detector runs (default Detector settings unless a file is given), on the fixed tuning
+//!   half, the held-out half (at the tuning half's thresholds) and the whole corpus, for three
+//!   seeds, with window precision/recall of the alerts.
 //! - `helios eval compare-sklearn` — our Isolation Forest beside scikit-learn's on identical
 //!   inputs, in the same run: fit time, score throughput (one thread each), ROC-AUC.
 
+use crate::cmd::detector_file::{self, DetectorFileError};
 use helios_detection::eval::metrics::roc_auc;
-use helios_detection::eval::nab::{NabConfig, run_nab};
+use helios_detection::eval::nab::{NabConfig, NabReport, NabRun, run_nab};
 use helios_detection::forest::{ForestConfig, IsolationForest};
-use helios_detection::metric::Algorithm;
 use helios_detection::rng::SplitMix64;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,17 +26,28 @@ pub struct Args {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 enum What {
-    /// NAB score (standard, reward_low_FP, reward_low_FN) and window P/R/F1.
+    /// NAB score (standard, reward_low_FP, reward_low_FN) of the detector core on the tuning
+    /// half, the held-out half and the whole corpus, and window P/R/F1 of its alerts.
     Nab {
         /// The NAB directory (`data/`, `labels/`).
         #[arg(long)]
         dir: PathBuf,
-        /// `RobustForest` (default) or `IsolationForest` (bare forest score).
-        #[arg(long, default_value = "RobustForest")]
-        algorithm: String,
+        /// A Detector (YAML, whole object or spec) whose single feature is `metrics.value`;
+        /// default: the default Detector.
+        #[arg(long)]
+        detector: Option<PathBuf>,
+        /// Overrides `spec.model.algorithm` (`RobustForest` or `IsolationForest`).
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// Forest seeds to run (mean ± half-range is reported).
+        #[arg(long, value_delimiter = ',', default_value = "42,43,44")]
+        seeds: Vec<i64>,
         /// Only these files (`category/name.csv`), comma-separated.
         #[arg(long, value_delimiter = ',')]
         files: Vec<String>,
+        /// Threads over files (results do not depend on it).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// Any dataset in the layout `train/<name>.txt`, `test/<name>.txt`, `test_label/<name>.txt`:
     /// point-wise and point-adjusted P/R/F1 and ROC-AUC per series and overall.
@@ -42,9 +55,23 @@ enum What {
         /// The dataset directory.
         #[arg(long)]
         dir: PathBuf,
-        /// Expected anomaly fraction: the threshold is this quantile of the training scores.
-        #[arg(long, default_value_t = 0.05)]
-        contamination: f64,
+        /// A Detector (YAML) whose features are `metrics.f0 … metrics.f<d-1>`; default: the
+        /// default Detector over those features.
+        #[arg(long)]
+        detector: Option<PathBuf>,
+    },
+    /// Writes the labelled server-metric data set (train/ test/ test_label/ timestamps/
+    /// anomalies/) the multivariate evaluation is developed on.
+    GenMultivariate {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Machines (series).
+        #[arg(long, default_value_t = 4)]
+        machines: usize,
     },
     /// Our forest beside scikit-learn's IsolationForest on the same synthetic data.
     CompareSklearn {
@@ -75,6 +102,9 @@ pub enum Error {
     /// Bad arguments.
     #[error("{0}")]
     Usage(String),
+    /// The Detector file is unusable.
+    #[error(transparent)]
+    Detector(#[from] DetectorFileError),
     /// Writing the data for scikit-learn or running it failed.
     #[error("scikit-learn comparison: {0}")]
     Sklearn(String),
@@ -85,10 +115,37 @@ pub fn run(args: &Args) -> Result<(), Error> {
     match &args.what {
         What::Nab {
             dir,
+            detector,
             algorithm,
+            seeds,
             files,
-        } => nab(dir, algorithm, files),
-        What::Multivariate { dir, contamination } => multivariate(dir, *contamination),
+            threads,
+        } => nab(
+            dir,
+            detector.as_deref(),
+            algorithm.as_deref(),
+            seeds,
+            files,
+            *threads,
+        ),
+        What::Multivariate { dir, detector } => {
+            crate::cmd::eval_multivariate::run(dir, detector.as_deref())
+        }
+        What::GenMultivariate {
+            out,
+            seed,
+            machines,
+        } => {
+            use helios_detection::eval::generator::{GeneratorConfig, generate, write_dataset};
+            let cfg = GeneratorConfig {
+                seed: *seed,
+                machines: *machines,
+                ..GeneratorConfig::default()
+            };
+            write_dataset(out, &generate(&cfg))?;
+            println!("wrote {} series to {}", machines, out.display());
+            Ok(())
+        }
         What::CompareSklearn {
             python,
             train_rows,
@@ -98,89 +155,117 @@ pub fn run(args: &Args) -> Result<(), Error> {
     }
 }
 
-fn nab(dir: &Path, algorithm: &str, files: &[String]) -> Result<(), Error> {
-    let mut cfg = NabConfig::default();
-    cfg.metric.algorithm = match algorithm {
-        "RobustForest" => Algorithm::RobustForest,
-        "IsolationForest" => Algorithm::IsolationForest,
-        other => {
-            return Err(Error::Usage(format!(
-                "unknown algorithm {other:?}: RobustForest or IsolationForest"
-            )));
-        }
+/// The NAB runs of one Detector over several seeds.
+pub fn nab_runs(
+    dir: &Path,
+    detector: Option<&Path>,
+    algorithm: Option<&str>,
+    seeds: &[i64],
+    files: &[String],
+    threads: usize,
+) -> Result<Vec<(i64, NabRun)>, Error> {
+    let (mut spec, path) = match detector {
+        Some(p) => (detector_file::read_spec(p)?, p.display().to_string()),
+        None => (
+            detector_file::default_spec(&["metrics.value".to_string()])?,
+            "<default Detector>".to_string(),
+        ),
     };
-    if !files.is_empty() {
-        cfg.files = Some(files.to_vec());
-    }
-    let started = Instant::now();
-    let report = run_nab(dir, &cfg)?;
-    println!("{report}");
-    println!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-fn multivariate(dir: &Path, contamination: f64) -> Result<(), Error> {
-    use helios_detection::eval::metrics::{Prf, point_adjust, point_prf};
-    use helios_detection::eval::multivariate::load_multivariate;
-    use helios_detection::forest::Threshold;
-    let mut names: Vec<String> = std::fs::read_dir(dir.join("test"))
-        .map_err(|e| Error::Usage(format!("{}: {e}", dir.join("test").display())))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".txt"))
-                .map(str::to_string)
-        })
-        .collect();
-    names.sort();
-    if names.is_empty() {
+    if spec.features.len() != 1 || spec.features[0].as_str() != "metrics.value" {
         return Err(Error::Usage(format!(
-            "no test/<name>.txt files under {}",
-            dir.display()
+            "{path}: a NAB Detector has exactly one feature, metrics.value"
         )));
     }
-    println!(
-        "| series | rows | anomalies | point P / R / F1 | point-adjusted P / R / F1 | ROC-AUC |"
-    );
-    println!("|---|---|---|---|---|---|");
-    let (mut point, mut adjusted) = ((0, 0, 0), (0, 0, 0));
-    let mut aucs = Vec::new();
-    let fmt = |p: &Prf| format!("{:.3} / {:.3} / {:.3}", p.precision, p.recall, p.f1);
-    for name in &names {
-        let set = load_multivariate(dir, name)?;
-        let cfg = ForestConfig {
-            n_trees: 100,
-            max_samples: 256,
-            seed: 42,
-            threshold: Threshold::Contamination(contamination),
-            ..ForestConfig::default()
+    if let Some(a) = algorithm {
+        spec.model.algorithm = match a {
+            "RobustForest" => helios_crds::detector::Algorithm::RobustForest,
+            "IsolationForest" => helios_crds::detector::Algorithm::IsolationForest,
+            other => {
+                return Err(Error::Usage(format!(
+                    "unknown algorithm {other:?}: RobustForest or IsolationForest"
+                )));
+            }
         };
-        let forest = IsolationForest::fit(&set.train, cfg)?;
-        let scores = forest.score_many(&set.test)?;
-        let pred: Vec<bool> = scores.iter().map(|s| forest.is_anomalous(*s)).collect();
-        let p = point_prf(&pred, &set.labels);
-        let a = point_prf(&point_adjust(&pred, &set.labels), &set.labels);
-        let auc = roc_auc(&scores, &set.labels);
-        point = (point.0 + p.tp, point.1 + p.fp, point.2 + p.fn_);
-        adjusted = (adjusted.0 + a.tp, adjusted.1 + a.fp, adjusted.2 + a.fn_);
-        aucs.extend(auc);
+    }
+    let mut out = Vec::new();
+    for &seed in seeds {
+        spec.model.seed = seed;
+        let cfg = detector_file::detector_config(&spec, "nab", &path)?;
+        let nab = NabConfig {
+            core: cfg.core,
+            files: (!files.is_empty()).then(|| files.to_vec()),
+            threads,
+        };
+        out.push((seed, run_nab(dir, &nab)?));
+    }
+    Ok(out)
+}
+
+/// Picks one subset's report out of a run.
+type Subset = fn(&NabRun) -> &NabReport;
+
+fn mean_spread(values: &[f64]) -> String {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    format!("{mean:.2} ± {:.2}", (hi - lo).max(0.0) / 2.0)
+}
+
+fn nab(
+    dir: &Path,
+    detector: Option<&Path>,
+    algorithm: Option<&str>,
+    seeds: &[i64],
+    files: &[String],
+    threads: usize,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let runs = nab_runs(dir, detector, algorithm, seeds, files, threads)?;
+    for (seed, run) in &runs {
         println!(
-            "| {name} | {} | {} | {} | {} | {} |",
-            set.test.len(),
-            set.labels.iter().filter(|l| **l).count(),
-            fmt(&p),
-            fmt(&a),
-            auc.map_or("n/a".into(), |v| format!("{v:.4}"))
+            "## seed {seed}\n\n{}\n\n{}\n\n{}\n",
+            run.tuning, run.held_out, run.corpus
         );
     }
-    let mean_auc = aucs.iter().sum::<f64>() / aucs.len().max(1) as f64;
+    println!("## NAB summary over seeds {seeds:?} (mean ± half-range)\n");
     println!(
-        "| overall ({} series) | | | {} | {} | {mean_auc:.4} (mean) |",
-        names.len(),
-        fmt(&Prf::from_counts(point.0, point.1, point.2)),
-        fmt(&Prf::from_counts(adjusted.0, adjusted.1, adjusted.2))
+        "| subset | files | standard | reward_low_FP_rate | reward_low_FN_rate | alerts | windows detected |"
     );
+    println!("|---|---|---|---|---|---|---|");
+    let pick: [(&str, Subset); 3] = [
+        ("tuning (thresholds chosen on it)", |r| &r.tuning),
+        ("held-out (at the tuning thresholds)", |r| &r.held_out),
+        ("corpus (thresholds chosen on it, NAB protocol)", |r| {
+            &r.corpus
+        }),
+    ];
+    for (label, get) in pick {
+        let reports: Vec<&NabReport> = runs.iter().map(|(_, r)| get(r)).collect();
+        let Some(first) = reports.first() else {
+            continue;
+        };
+        let cols: Vec<String> = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
+            .iter()
+            .map(|p| {
+                let v: Vec<f64> = reports.iter().filter_map(|r| r.score(p)).collect();
+                mean_spread(&v)
+            })
+            .collect();
+        let alerts: Vec<f64> = reports.iter().map(|r| r.alerts as f64).collect();
+        println!(
+            "| {label} | {} | {} | {} | {} | {} | {}/{} |",
+            first.files,
+            cols[0],
+            cols[1],
+            cols[2],
+            mean_spread(&alerts),
+            first.window_prf.tp,
+            first.windows
+        );
+    }
+    println!("\nevaluated in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

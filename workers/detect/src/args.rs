@@ -45,7 +45,11 @@ pub struct Args {
     /// Windows per key replayed from PostgreSQL to rebuild a key's model (0 = warm-up + history).
     #[arg(long, env = "HELIOS_DETECT_RESTORE_WINDOWS", default_value_t = 0)]
     pub restore_windows: usize,
-    /// Close open windows after this long without events (wall clock); default size + lateness.
+    /// Quiet wait: a partition that delivers nothing for this long (wall clock) stops holding
+    /// the event-time watermark, and when every partition is quiet all open windows close.
+    /// Partitions read to their end (empty, or caught up with old events, as in a replay)
+    /// never wait for it; a caught-up live partition holds the watermark at most at now minus
+    /// this. Default: window size + allowed lateness (e.g. `5m30s` for 5-minute windows).
     #[arg(long, env = "HELIOS_DETECT_IDLE_CLOSE")]
     pub idle_close: Option<String>,
     /// Range guard: also flag a window when a feature's robust z reaches this (0 = off).

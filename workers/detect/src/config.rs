@@ -3,11 +3,14 @@
 use std::collections::BTreeMap;
 
 use helios_crds::DetectorSpec;
-use helios_crds::detector::AlertMode;
+use helios_crds::detector::{AlertMode, Seasonality};
 use helios_detection::alert::{AlertPolicy, Mode, Severity, SeverityBand};
-use helios_detection::features::Feature;
-use helios_detection::forest::{ForestConfig, Threshold};
-use helios_detection::stream::StreamConfig;
+use helios_detection::engine::CoreConfig;
+use helios_detection::engine::model::{Algorithm, ModelConfig};
+use helios_detection::engine::seasonal::SeasonalityMode;
+use helios_detection::engine::threshold::ThresholdRule;
+use helios_detection::features::FeatureDef;
+use helios_detection::forest::ForestConfig;
 use helios_detection::window::WindowConfig;
 
 use crate::partition::PartitionBy;
@@ -82,19 +85,16 @@ pub struct DetectorConfig {
     pub partition_by: PartitionBy,
     /// Window geometry.
     pub window: WindowConfig,
-    /// Features in spec order.
-    pub features: Vec<Feature>,
-    /// Streaming model settings.
-    pub stream: StreamConfig,
-    /// Alerting policy.
-    pub policy: AlertPolicy,
-    /// Range guard: a window is also anomalous when a base feature's robust z (against the
-    /// training median/MAD) reaches this, scored `max(s, z/(z+3))`; 0 disables it.
-    pub z_guard: f64,
+    /// Features in spec order, as computed from a window.
+    pub features: Vec<FeatureDef>,
+    /// Names of the `metrics.<name>` features (index order of [`FeatureDef::Metric`]).
+    pub metrics: Vec<String>,
+    /// The detector core: model, threshold rule and alert policy.
+    pub core: CoreConfig,
 }
 
-/// Default range guard (robust z).
-pub const DEFAULT_Z_GUARD: f64 = 8.0;
+/// Default range guard: the robust z an out-of-range value must reach.
+pub const DEFAULT_Z_GUARD: f64 = 3.0;
 
 impl DetectorConfig {
     /// Parses the JSON spec and the `namespace/name` id.
@@ -106,28 +106,33 @@ impl DetectorConfig {
     /// Maps a spec onto the library configuration.
     pub fn from_spec(spec: &DetectorSpec, id: DetectorId) -> Result<Self, ConfigError> {
         let window = window_config(spec)?;
-        let features = features(&spec.features)?;
-        let stream = stream_config(spec, window.hop_ms)?;
-        let policy = alert_policy(spec, &id.id())?;
+        let (features, metrics) = features(&spec.features)?;
+        let core = core_config(spec, &id.id(), window.hop_ms)?;
         Ok(Self {
             pipeline: spec.pipeline_ref.name.clone(),
             selector: Selector::from_spec(&spec.selector),
             partition_by: PartitionBy::parse(spec.partition_by.iter().map(|p| p.0.as_str()))?,
             window,
             features,
-            stream,
-            policy,
+            metrics,
+            core,
             id,
-            z_guard: DEFAULT_Z_GUARD,
         })
     }
 
     /// Base feature names in model order.
     pub fn feature_names(&self) -> Vec<String> {
-        self.features
-            .iter()
-            .map(|f| f.as_str().to_string())
-            .collect()
+        self.core.features.clone()
+    }
+
+    /// The alert policy.
+    pub fn policy(&self) -> &AlertPolicy {
+        &self.core.policy
+    }
+
+    /// Windows a key collects before its first model.
+    pub fn warmup_windows(&self) -> usize {
+        self.core.model.warmup
     }
 }
 
@@ -155,14 +160,23 @@ fn window_config(spec: &DetectorSpec) -> Result<WindowConfig, ConfigError> {
     Ok(cfg)
 }
 
-/// Maps spec features onto library features by wire name, refusing duplicates.
-pub fn features(spec: &[helios_crds::Feature]) -> Result<Vec<Feature>, ConfigError> {
+/// Maps spec features onto library feature definitions by wire name, refusing unknown names
+/// and duplicates; also returns the metric names.
+pub fn features(
+    spec: &[helios_crds::Feature],
+) -> Result<(Vec<FeatureDef>, Vec<String>), ConfigError> {
     if spec.is_empty() {
         return Err(ConfigError::Invalid("features must not be empty".into()));
     }
+    if let Some(bad) = spec.iter().find(|f| !f.is_valid()) {
+        return Err(ConfigError::Invalid(format!(
+            "features: {:?} is neither a request feature nor metrics.<name>",
+            bad.as_str()
+        )));
+    }
     let names: Vec<&str> = spec.iter().map(|f| f.as_str()).collect();
-    helios_detection::features::parse_features(&names)
-        .map_err(|e| ConfigError::Invalid(e.to_string()))
+    helios_detection::features::parse_feature_defs(&names)
+        .map_err(|e| ConfigError::Invalid(format!("features: {e}")))
 }
 
 fn positive(field: &str, v: i32) -> Result<usize, ConfigError> {
@@ -172,7 +186,25 @@ fn positive(field: &str, v: i32) -> Result<usize, ConfigError> {
         .ok_or_else(|| ConfigError::Invalid(format!("{field} must be positive, got {v}")))
 }
 
-fn stream_config(spec: &DetectorSpec, hop_ms: i64) -> Result<StreamConfig, ConfigError> {
+/// The threshold rule of a spec: `model.threshold` (sklearn convention, negated), else
+/// `model.contamination`, else the alert budget.
+pub fn threshold_rule(spec: &DetectorSpec) -> ThresholdRule {
+    match (spec.model.threshold, spec.model.contamination) {
+        (Some(t), _) => ThresholdRule::Score(-t),
+        (None, Some(c)) => ThresholdRule::Contamination(c),
+        (None, None) => ThresholdRule::Budget {
+            false_alerts_per_week: spec.alerting.budget.false_alerts_per_week,
+        },
+    }
+}
+
+/// Maps a spec onto the detector core's configuration (what `helios detect`, `helios eval`
+/// and `helios backtest` run).
+pub fn core_config(
+    spec: &DetectorSpec,
+    detector_id: &str,
+    hop_ms: i64,
+) -> Result<CoreConfig, ConfigError> {
     let retrain_ms = millis("training.retrainInterval", &spec.training.retrain_interval)?;
     // Retraining counts scored windows; one window arrives per hop.
     let retrain_every = if retrain_ms <= 0 {
@@ -180,26 +212,44 @@ fn stream_config(spec: &DetectorSpec, hop_ms: i64) -> Result<StreamConfig, Confi
     } else {
         usize::try_from((retrain_ms + hop_ms - 1) / hop_ms).unwrap_or(usize::MAX)
     };
-    let threshold = match spec.model.threshold {
-        Some(t) => Threshold::ScoreSamples(t),
-        None => Threshold::Contamination(spec.model.contamination),
+    let names: Vec<String> = spec
+        .features
+        .iter()
+        .map(|f| f.as_str().to_string())
+        .collect();
+    let algorithm = match spec.model.algorithm {
+        helios_crds::detector::Algorithm::RobustForest => Algorithm::RobustForest,
+        helios_crds::detector::Algorithm::IsolationForest => Algorithm::IsolationForest,
     };
-    let cfg = StreamConfig {
-        warmup_windows: positive("training.warmupWindows", spec.training.warmup_windows)?,
-        retrain_every,
-        history: positive("training.historyWindows", spec.training.history_windows)?,
-        shingle: positive("model.shingleSize", spec.model.shingle_size)? - 1,
+    let defaults = ModelConfig::defaults(algorithm, &names);
+    let model = ModelConfig {
         forest: ForestConfig {
             n_trees: positive("model.trees", spec.model.trees)?,
             max_samples: positive("model.sampleSize", spec.model.sample_size)?,
             seed: u64::try_from(spec.model.seed).map_err(|_| {
                 ConfigError::Invalid(format!("model.seed must be >= 0, got {}", spec.model.seed))
             })?,
-            threads: 1,
-            threshold,
+            ..defaults.forest
         },
+        warmup: positive("training.warmupWindows", spec.training.warmup_windows)?,
+        retrain_every,
+        history: positive("training.historyWindows", spec.training.history_windows)?,
+        shingle: positive("model.shingleSize", spec.model.shingle_size)? - 1,
+        seasonality: match spec.model.seasonality {
+            Seasonality::Auto => SeasonalityMode::Auto,
+            Seasonality::Daily => SeasonalityMode::Daily,
+            Seasonality::Off => SeasonalityMode::Off,
+        },
+        ..defaults
     };
-    helios_detection::stream::StreamDetector::new(cfg, &["probe".to_string()])
+    let cfg = CoreConfig {
+        features: names,
+        model,
+        rule: threshold_rule(spec),
+        policy: alert_policy(spec, detector_id)?,
+        hop_ms,
+    };
+    helios_detection::engine::DetectorCore::new(cfg.clone())
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     Ok(cfg)
 }
@@ -217,11 +267,13 @@ fn alert_policy(spec: &DetectorSpec, detector_id: &str) -> Result<AlertPolicy, C
     let a = &spec.alerting;
     let mut floors = BTreeMap::new();
     for (f, v) in &a.floors {
-        let feature: Feature = f
-            .as_str()
-            .parse()
-            .map_err(|e: helios_detection::DetectionError| ConfigError::Invalid(e.to_string()))?;
-        floors.insert(feature, *v);
+        if !spec.features.contains(f) {
+            return Err(ConfigError::Invalid(format!(
+                "alerting.floors.{}: not one of the features",
+                f.as_str()
+            )));
+        }
+        floors.insert(f.as_str().to_string(), *v);
     }
     Ok(AlertPolicy {
         detector_id: detector_id.to_string(),
@@ -272,9 +324,9 @@ mod tests {
             "selector": {"services": ["checkout"]},
             "partitionBy": ["service", "attributes.region"],
             "window": {"size": "1m", "hop": "30s", "allowedLateness": "5s"},
-            "features": ["p99_latency", "error_rate"],
-            "model": {"trees": 50, "sampleSize": 128, "contamination": 0.02,
-                      "threshold": -0.7, "seed": 7, "shingleSize": 3},
+            "features": ["p99_latency", "error_rate", "metrics.cpu"],
+            "model": {"algorithm": "IsolationForest", "trees": 50, "sampleSize": 128,
+                      "threshold": -0.7, "seed": 7, "shingleSize": 3, "seasonality": "Off"},
             "training": {"warmupWindows": 10, "retrainInterval": "10m", "historyWindows": 500},
             "alerting": {"mode": "DryRun", "minConsecutiveWindows": 2, "cooldown": "5m",
                          "floors": {"p99_latency": 200.0},
@@ -290,28 +342,45 @@ mod tests {
                 allowed_lateness_ms: 5_000
             }
         );
-        assert_eq!(c.features, vec![Feature::P99Latency, Feature::ErrorRate]);
-        assert_eq!(c.feature_names(), vec!["p99_latency", "error_rate"]);
-        assert_eq!(c.stream.warmup_windows, 10);
-        assert_eq!(c.stream.retrain_every, 20); // 10m / 30s hop
-        assert_eq!(c.stream.history, 500);
-        assert_eq!(c.stream.shingle, 2);
-        assert_eq!(c.stream.forest.n_trees, 50);
-        assert_eq!(c.stream.forest.max_samples, 128);
-        assert_eq!(c.stream.forest.seed, 7);
-        assert_eq!(c.stream.forest.threshold, Threshold::ScoreSamples(-0.7));
-        assert_eq!(c.policy.detector_id, "shop/latency");
-        assert_eq!(c.policy.mode, Mode::DryRun);
-        assert_eq!(c.policy.min_consecutive, 2);
-        assert_eq!(c.policy.cooldown_ms, 300_000);
-        assert_eq!(c.policy.floors.get(&Feature::P99Latency), Some(&200.0));
-        assert_eq!(c.policy.severity(0.9), Severity::Critical);
-        assert_eq!(c.policy.severity(0.5), Severity::Info);
+        assert_eq!(
+            c.feature_names(),
+            vec!["p99_latency", "error_rate", "metrics.cpu"]
+        );
+        assert_eq!(c.metrics, vec!["cpu"]);
+        assert_eq!(
+            c.features[2],
+            FeatureDef::Metric {
+                index: 0,
+                name: "cpu".into()
+            }
+        );
+        let m = &c.core.model;
+        assert_eq!(m.algorithm, Algorithm::IsolationForest);
+        assert_eq!(m.seasonality, SeasonalityMode::Off);
+        assert_eq!(
+            (m.warmup, m.retrain_every, m.history, m.shingle),
+            (10, 20, 500, 2)
+        );
+        assert_eq!(
+            (m.forest.n_trees, m.forest.max_samples, m.forest.seed),
+            (50, 128, 7)
+        );
+        assert_eq!(m.min_scales, vec![1.0, 0.01, 1e-6]);
+        assert_eq!(c.core.rule, ThresholdRule::Score(0.7));
+        assert_eq!(c.core.hop_ms, 30_000);
+        let p = c.policy();
+        assert_eq!(p.detector_id, "shop/latency");
+        assert_eq!(p.mode, Mode::DryRun);
+        assert_eq!(p.min_consecutive, 2);
+        assert_eq!(p.cooldown_ms, 300_000);
+        assert_eq!(p.floors.get("p99_latency"), Some(&200.0));
+        assert_eq!(p.severity(0.9), Severity::Critical);
+        assert_eq!(p.severity(0.5), Severity::Info);
         assert!(c.selector.services.contains("checkout"));
     }
 
     #[test]
-    fn defaults_tumble_and_use_contamination() {
+    fn defaults_tumble_and_use_the_alert_budget() {
         let s = spec(serde_json::json!({
             "pipelineRef": {"name": "p"}, "features": ["event_count"]
         }));
@@ -319,12 +388,27 @@ mod tests {
         assert_eq!(c.window.size_ms, 300_000);
         assert_eq!(c.window.hop_ms, 300_000);
         assert_eq!(c.window.allowed_lateness_ms, 30_000);
-        assert_eq!(c.stream.forest.threshold, Threshold::Contamination(0.05));
-        assert_eq!(c.stream.retrain_every, 12); // 1h / 5m
-        assert_eq!(c.stream.shingle, 0);
-        assert_eq!(c.policy.mode, Mode::Enforce);
-        assert_eq!(c.policy.severity(0.7), Severity::Warning);
-        assert_eq!(c.policy.severity(0.76), Severity::Critical);
+        assert_eq!(
+            c.core.rule,
+            ThresholdRule::Budget {
+                false_alerts_per_week: 1.0
+            }
+        );
+        assert_eq!(c.core.model.algorithm, Algorithm::RobustForest);
+        assert_eq!(c.core.model.seasonality, SeasonalityMode::Auto);
+        assert_eq!(c.core.model.retrain_every, 12); // 1h / 5m
+        assert_eq!(c.core.model.shingle, 0);
+        assert_eq!(c.policy().mode, Mode::Enforce);
+        assert_eq!(c.policy().severity(0.7), Severity::Warning);
+        assert_eq!(c.policy().severity(0.76), Severity::Critical);
+        let mut contaminated = s.clone();
+        contaminated.model.contamination = Some(0.02);
+        assert_eq!(
+            threshold_rule(&contaminated),
+            ThresholdRule::Contamination(0.02)
+        );
+        contaminated.model.threshold = Some(-0.9);
+        assert_eq!(threshold_rule(&contaminated), ThresholdRule::Score(0.9));
     }
 
     #[test]
@@ -340,9 +424,13 @@ mod tests {
         let mut bad_warmup = base.clone();
         bad_warmup["training"] = serde_json::json!({"warmupWindows": 10, "historyWindows": 5});
         assert!(DetectorConfig::from_spec(&spec(bad_warmup), id()).is_err());
-        let mut dup = base;
+        let mut dup = base.clone();
         dup["features"] = serde_json::json!(["event_count", "event_count"]);
         assert!(DetectorConfig::from_spec(&spec(dup), id()).is_err());
+        let mut unknown = base;
+        unknown["features"] = serde_json::json!(["p50_latency"]);
+        let err = DetectorConfig::from_spec(&spec(unknown), id()).unwrap_err();
+        assert!(err.to_string().contains("p50_latency"), "{err}");
         assert!(DetectorConfig::from_json("{", "a/b").is_err());
     }
 }

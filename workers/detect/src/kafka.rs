@@ -1,10 +1,11 @@
 //! Kafka clients: the events consumer (manual commits, rebalance generation, lag from
-//! librdkafka statistics) and the idempotent anomalies producer.
+//! librdkafka statistics, partition-EOF events), the offsets probe that tells the watermark
+//! which partitions are read to their end, and the idempotent anomalies producer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
@@ -15,8 +16,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+use crate::watermark::EndOffsets;
 
 /// A Kafka failure.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +108,8 @@ pub fn consumer(
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range,roundrobin")
         .set("statistics.interval.ms", "5000")
+        // EOF events tell the watermark at once that a partition is read to its end.
+        .set("enable.partition.eof", "true")
         .set("client.id", format!("helios-detect-{group_id}"));
     apply_properties(&mut cfg, props)?;
     let generation = Arc::new(AtomicU64::new(0));
@@ -132,6 +138,215 @@ pub fn commit(
     }
     consumer.commit(&tpl, mode)?;
     Ok(())
+}
+
+/// The latest broker offsets of every assigned partition (a newer report supersedes an
+/// unread older one, losing nothing).
+#[derive(Debug, Clone)]
+pub struct OffsetsReport {
+    /// The assignment generation they were read in (reports of older ones are stale).
+    pub generation: u64,
+    /// Partition → its offsets and when their query started (partitions never read yet, or
+    /// whose queries failed so far, are left out).
+    pub partitions: Vec<(i32, EndOffsets, Instant)>,
+}
+
+/// Aborts the task when dropped (so a dropped worker stops its probe, as a crash would).
+#[derive(Debug)]
+pub struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The offsets probe: a background task that reads the low/high watermarks (and, once per
+/// assignment, the committed offsets) of the assigned partitions, each at most once per
+/// `refresh` (a cache per partition); an EOF ([`OffsetsProbe::eof`]) triggers a round at once
+/// for the partitions that are due. Queries run on a blocking thread, so the consume loop
+/// never waits for the broker.
+pub struct OffsetsProbe {
+    reports: watch::Receiver<Option<OffsetsReport>>,
+    wake: Arc<Notify>,
+    _task: AbortOnDrop,
+}
+
+impl OffsetsProbe {
+    /// Starts probing `topic` on `consumer`'s assignment; `generation` is the consumer's
+    /// assignment counter (see [`consumer`]).
+    pub fn spawn(
+        consumer: Arc<EventsConsumer>,
+        topic: &str,
+        generation: Arc<AtomicU64>,
+        refresh: Duration,
+        timeout: Duration,
+    ) -> Self {
+        let (tx, reports) = watch::channel(None);
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(probe_loop(
+            consumer,
+            topic.to_string(),
+            generation,
+            refresh,
+            timeout,
+            tx,
+            wake.clone(),
+        ));
+        Self {
+            reports,
+            wake,
+            _task: AbortOnDrop(task),
+        }
+    }
+
+    /// Asks for a refresh soon (a partition reached its end); cheap and rate-limited.
+    pub fn eof(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The next report (waits until one is published; pending forever once the task ended).
+    pub async fn next(&mut self) -> OffsetsReport {
+        loop {
+            if self.reports.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            if let Some(r) = self.reports.borrow_and_update().clone() {
+                return r;
+            }
+        }
+    }
+}
+
+/// What the probe remembers between rounds.
+#[derive(Debug, Default)]
+struct ProbeCache {
+    /// Generation the committed offsets were read in, and the offsets (valid ones only).
+    committed: Option<(u64, BTreeMap<i32, i64>)>,
+    /// Generation of `latest`.
+    generation: u64,
+    /// Each partition's latest offsets and when their query started.
+    latest: BTreeMap<i32, (EndOffsets, Instant)>,
+}
+
+async fn probe_loop(
+    consumer: Arc<EventsConsumer>,
+    topic: String,
+    generation: Arc<AtomicU64>,
+    refresh: Duration,
+    timeout: Duration,
+    tx: watch::Sender<Option<OffsetsReport>>,
+    wake: Arc<Notify>,
+) {
+    // Rounds are checked four times per refresh interval and at once on an EOF, but only query
+    // the partitions whose entry is due: each partition is read at most once per `refresh`.
+    let mut tick = tokio::time::interval((refresh / 4).max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut cache = ProbeCache::default();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = wake.notified() => {}
+        }
+        let (consumer, topic, counter) = (consumer.clone(), topic.clone(), generation.clone());
+        let round = tokio::task::spawn_blocking(move || {
+            let r = probe_round(&consumer, &topic, &counter, refresh, timeout, &mut cache);
+            (cache, r)
+        })
+        .await;
+        let Ok((kept, round)) = round else { return };
+        cache = kept;
+        match round {
+            Ok(Some(report)) => {
+                if tx.send(Some(report)).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "reading partition offsets failed"),
+        }
+    }
+}
+
+/// One round over the due partitions of the current assignment (`None`: nothing new).
+fn probe_round(
+    consumer: &EventsConsumer,
+    topic: &str,
+    generation: &AtomicU64,
+    refresh: Duration,
+    timeout: Duration,
+    cache: &mut ProbeCache,
+) -> Result<Option<OffsetsReport>, KafkaFailure> {
+    let current = generation.load(Ordering::SeqCst);
+    if cache.generation != current {
+        cache.generation = current;
+        cache.latest.clear();
+    }
+    let started = Instant::now();
+    let assignment = consumer.assignment()?;
+    let parts: Vec<i32> = assignment
+        .elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    cache.latest.retain(|p, _| parts.contains(p));
+    let due: Vec<i32> = parts
+        .iter()
+        .copied()
+        .filter(|p| {
+            cache
+                .latest
+                .get(p)
+                .is_none_or(|(_, t)| started.duration_since(*t) >= refresh)
+        })
+        .collect();
+    if due.is_empty() {
+        return Ok(None);
+    }
+    let positions = valid_offsets(&consumer.position()?, topic);
+    if cache.committed.as_ref().is_none_or(|(g, _)| *g != current) {
+        match consumer.committed(timeout) {
+            Ok(tpl) => cache.committed = Some((current, valid_offsets(&tpl, topic))),
+            Err(e) => tracing::debug!(error = %e, "reading committed offsets failed"),
+        }
+    }
+    let committed = cache
+        .committed
+        .as_ref()
+        .filter(|(g, _)| *g == current)
+        .map(|(_, c)| c);
+    let mut fresh = false;
+    for p in due {
+        let taken_at = Instant::now();
+        match consumer.fetch_watermarks(topic, p, timeout) {
+            Ok((low, high)) => {
+                let resume = positions
+                    .get(&p)
+                    .or_else(|| committed.and_then(|c| c.get(&p)))
+                    .copied();
+                cache
+                    .latest
+                    .insert(p, (EndOffsets { low, high, resume }, taken_at));
+                fresh = true;
+            }
+            Err(e) => tracing::debug!(partition = p, error = %e, "reading watermarks failed"),
+        }
+    }
+    Ok(fresh.then(|| OffsetsReport {
+        generation: current,
+        partitions: cache.latest.iter().map(|(&p, &(o, t))| (p, o, t)).collect(),
+    }))
+}
+
+/// Partition → offset for the entries of `topic` that hold a concrete offset.
+fn valid_offsets(tpl: &TopicPartitionList, topic: &str) -> BTreeMap<i32, i64> {
+    tpl.elements_for_topic(topic)
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) if o >= 0 => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The anomalies producer (idempotent, `acks=all`).

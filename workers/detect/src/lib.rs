@@ -87,7 +87,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
 /// returned future stops every task it started, as a crash would.
 pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let mut cfg = DetectorConfig::from_json(&args.detector_config, &args.detector)?;
-    cfg.z_guard = args.z_guard.max(0.0);
+    cfg.core.model.z_guard = args.z_guard.max(0.0);
     let idle_close = match &args.idle_close {
         Some(text) => {
             helios_crds::common::parse_duration(text).map_err(|source| ConfigError::Duration {
@@ -95,9 +95,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
                 source,
             })?
         }
-        None => Duration::from_millis(
-            (cfg.window.size_ms + cfg.window.allowed_lateness_ms).unsigned_abs(),
-        ),
+        None => worker::default_quiet_wait(&cfg.window),
     };
     let metrics = metrics::Metrics::new()?;
     let ready = Arc::new(AtomicBool::new(false));
@@ -120,10 +118,10 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     let pool = store::connect(&args.database_url).await?;
     store::migrate(&pool).await?;
     store::ensure_partitions(&pool, chrono::Utc::now()).await?;
-    let store = store::Store::new(pool, cfg.id.id(), cfg.features.clone());
+    let store = store::Store::new(pool, cfg.id.id(), cfg.feature_names());
 
     let kafka_props = args.kafka_client_properties();
-    let notify = if cfg.policy.mode == Mode::Enforce {
+    let notify = if cfg.policy().mode == Mode::Enforce {
         let producer = kafka::AnomalyProducer::new(
             &args.kafka_bootstrap,
             &args.anomalies_topic,
@@ -158,7 +156,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         metrics.clone(),
     )?;
     let restore_limit = match args.restore_windows {
-        0 => cfg.stream.history + cfg.stream.warmup_windows + cfg.stream.shingle,
+        0 => cfg.core.model.history + cfg.core.model.warmup + cfg.core.model.shingle,
         n => n,
     };
     tracing::info!(detector = %cfg.id.id(), group = %cfg.id.group_id(), topic = %args.events_topic,
@@ -179,7 +177,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     ready.store(true, Ordering::Relaxed);
     let worker = worker::Worker {
         cfg,
-        consumer,
+        consumer: Arc::new(consumer),
         topic: args.events_topic.clone(),
         generation,
         store,

@@ -13,11 +13,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use helios_detection::DetectionError;
-use helios_detection::alert::{Alert, AlertState, Transition, WindowVerdict};
+use helios_detection::alert::{Alert, Transition};
+use helios_detection::engine::seasonal::Period;
+use helios_detection::engine::{DetectorCore, StoredVerdict};
 use helios_detection::event::Event;
 use helios_detection::explain::Explanation;
-use helios_detection::features::{Feature, FeatureAccumulator, Observation};
-use helios_detection::stream::{KeyedStreams, StreamOutcome};
+use helios_detection::features::{FeatureAccumulator, Observation};
 use helios_detection::window::ClosedWindow;
 
 use crate::config::DetectorConfig;
@@ -66,7 +67,7 @@ pub struct StoredWindow {
     /// Whether the model flagged it.
     pub anomalous: bool,
     /// Driving features of a flagged window.
-    pub drivers: Vec<Feature>,
+    pub drivers: Vec<String>,
 }
 
 /// One scored window, ready to be written.
@@ -144,7 +145,7 @@ struct KeyProgress {
 }
 
 /// Warm-up and model progress over every key the pipeline knows.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrainingProgress {
     /// Keys seen (restored or scored).
     pub keys: usize,
@@ -158,15 +159,21 @@ pub struct TrainingProgress {
     pub model_version: u64,
     /// Threshold on the anomaly score (0–1) of that newest model.
     pub threshold: Option<f64>,
+    /// Which rule set the threshold (`threshold`, `contamination`, `alertBudget`).
+    pub threshold_rule: Option<&'static str>,
+    /// Why the threshold has its value (for the `ModelTrained` message).
+    pub threshold_reason: Option<String>,
+    /// Seasonal baseline of that key, and the time its profile covers (ms).
+    pub seasonality: Option<(Period, i64)>,
 }
 
 /// The detector's in-memory state.
 pub struct Pipeline {
     cfg: DetectorConfig,
     windows: KeyedWindows,
-    streams: KeyedStreams,
-    alerts: AlertState,
+    core: DetectorCore,
     keys: HashMap<String, KeyProgress>,
+    last_values: HashMap<String, Vec<f64>>,
     max_ts: Option<i64>,
 }
 
@@ -175,14 +182,13 @@ impl Pipeline {
     pub fn new(cfg: DetectorConfig) -> Result<Self, DetectionError> {
         cfg.window.validate()?;
         let windows = KeyedWindows::new(cfg.window);
-        let streams = KeyedStreams::new(cfg.stream, &cfg.feature_names())?;
-        let alerts = AlertState::new(cfg.policy.clone(), &cfg.features);
+        let core = DetectorCore::new(cfg.core.clone())?;
         Ok(Self {
             cfg,
             windows,
-            streams,
-            alerts,
+            core,
             keys: HashMap::new(),
+            last_values: HashMap::new(),
             max_ts: None,
         })
     }
@@ -195,7 +201,7 @@ impl Pipeline {
     /// Warm-up and model progress over every known key.
     pub fn training(&self) -> TrainingProgress {
         let mut out = TrainingProgress {
-            warmup_needed: self.cfg.stream.warmup_windows,
+            warmup_needed: self.cfg.warmup_windows(),
             ..TrainingProgress::default()
         };
         for (key, p) in &self.keys {
@@ -207,11 +213,12 @@ impl Pipeline {
             out.trained_keys += 1;
             if p.model_version > out.model_version {
                 out.model_version = p.model_version;
-                out.threshold = self
-                    .streams
-                    .get(key)
-                    .and_then(|s| s.model())
-                    .map(|m| m.threshold_s());
+                if let Some(st) = self.core.key_status(key) {
+                    out.threshold = st.threshold.as_ref().map(|t| t.value);
+                    out.threshold_reason = st.threshold.map(|t| t.reason);
+                    out.threshold_rule = Some(self.cfg.core.rule.name());
+                    out.seasonality = Some((st.period, st.seasonal_span_ms));
+                }
             }
         }
         out
@@ -230,7 +237,7 @@ impl Pipeline {
         let key = self.cfg.partition_by.key(e);
         if !self
             .windows
-            .ingest(&key, e.timestamp_ms, &Observation::from(e))
+            .ingest(&key, e.timestamp_ms, &Observation::of(e, &self.cfg.metrics))
         {
             return Ingested::Late;
         }
@@ -268,41 +275,32 @@ impl Pipeline {
             .collect()
     }
 
-    /// Rebuilds one key from its stored windows (oldest first): the model is retrained by
-    /// replaying the features, the alert state by replaying the stored verdicts.
+    /// Rebuilds one key from its stored windows (oldest first): the model relearns the
+    /// features, the alert state replays the stored verdicts.
     pub fn restore(&mut self, key: &str, history: &[StoredWindow]) -> Result<(), DetectionError> {
         let mut progress = KeyProgress::default();
         for w in history {
             if progress.last_start.is_some_and(|l| w.start_ms <= l) {
                 continue;
             }
-            if let StreamOutcome::WarmingUp { seen, .. } = self.streams.observe(key, &w.values)? {
-                progress.warmup_seen = seen;
+            let stored = StoredVerdict {
+                score: w.score,
+                anomalous: w.anomalous,
+                drivers: w.drivers.clone(),
+            };
+            self.core
+                .restore(key, w.start_ms, w.end_ms, &w.values, &stored)?;
+            if let Some(m) = self.core.model(key)
+                && m.version() == 0
+            {
+                progress.warmup_seen = m.history_len();
             }
-            self.alerts.observe(&self.verdict(key, w));
+            self.last_values.insert(key.to_string(), w.values.clone());
             progress.last_start = Some(w.start_ms);
         }
-        progress.model_version = self.streams.get(key).map_or(0, |s| s.model_version());
+        progress.model_version = self.core.model(key).map_or(0, |m| m.version());
         self.keys.insert(key.to_string(), progress);
         Ok(())
-    }
-
-    fn verdict(&self, key: &str, w: &StoredWindow) -> WindowVerdict {
-        WindowVerdict {
-            partition_key: key.to_string(),
-            window_start_ms: w.start_ms,
-            window_end_ms: w.end_ms,
-            score: w.score.unwrap_or(0.0),
-            anomalous: w.anomalous,
-            values: self
-                .cfg
-                .features
-                .iter()
-                .copied()
-                .zip(w.values.iter().copied())
-                .collect(),
-            drivers: w.drivers.clone(),
-        }
     }
 
     /// Scores closed windows in order; keys must be known (see [`Pipeline::unknown_keys`]).
@@ -342,43 +340,28 @@ impl Pipeline {
         out: &mut Scored,
     ) -> Result<(), DetectionError> {
         let started = Instant::now();
-        let values = acc.vector(&self.cfg.features);
-        let outcome = self.streams.observe(key, &values)?;
-        let warmup_seen = match outcome {
-            StreamOutcome::WarmingUp { seen, .. } => Some(seen),
-            StreamOutcome::Scored { .. } => None,
-        };
-        let (score, anomalous, model_version) = match outcome {
-            StreamOutcome::WarmingUp { .. } => (None, false, 0),
-            StreamOutcome::Scored {
-                score,
-                anomalous,
-                model_version,
-            } => (Some(score), anomalous, model_version),
-        };
-        // Every scored window is explained: the explanation's robust z feeds the range guard.
-        let explanation = match (score.is_some(), self.streams.get(key)) {
-            (true, Some(s)) => s.explain_last().transpose()?,
-            _ => None,
-        };
-        let z = explanation.as_ref().map_or(0.0, max_base_z);
-        let guarded = self.cfg.z_guard > 0.0 && z >= self.cfg.z_guard;
-        let anomalous = anomalous || guarded;
-        let score = score.map(|s| if guarded { s.max(z / (z + 3.0)) } else { s });
-        let explanation = explanation.filter(|_| anomalous);
-        let drivers = explanation.as_ref().map(drivers).unwrap_or_default();
+        let mut values = acc.values(&self.cfg.features);
+        // A gauge without a sample in this window keeps its last value (0 before the first).
+        let last = self.last_values.get(key);
+        for (j, v) in values.iter_mut().enumerate() {
+            if !v.is_finite() {
+                *v = last.and_then(|l| l.get(j)).copied().unwrap_or(0.0);
+            }
+        }
+        self.last_values.insert(key.to_string(), values.clone());
+        let verdict = self.core.observe(key, start_ms, end_ms, &values)?;
         let window = StoredWindow {
             start_ms,
             end_ms,
             values,
-            score,
-            anomalous,
-            drivers,
+            score: verdict.score,
+            anomalous: verdict.anomalous,
+            drivers: verdict.drivers.clone(),
         };
-        let transition = self.alerts.observe(&self.verdict(key, &window));
-        match transition {
+        let model_version = verdict.model_version;
+        match verdict.transition {
             Transition::Fired(alert) => {
-                if let Some(explanation) = explanation {
+                if let Some(explanation) = verdict.explanation {
                     out.fired.push(FiredAnomaly {
                         alert,
                         explanation,
@@ -400,19 +383,19 @@ impl Pipeline {
         }
         let progress = self.keys.entry(key.to_string()).or_default();
         progress.last_start = Some(start_ms);
-        if let Some(seen) = warmup_seen {
+        if let Some((seen, _)) = verdict.warmup {
             progress.warmup_seen = seen;
         }
-        if let Some(stream) = self.streams.get(key)
-            && stream.model_version() != progress.model_version
+        if let Some(m) = self.core.model(key)
+            && m.version() != progress.model_version
         {
-            progress.model_version = stream.model_version();
-            if let Some(model) = stream.model() {
+            progress.model_version = m.version();
+            if let Some(forest) = m.forest() {
                 out.models.push(ModelSnapshot {
                     key: key.to_string(),
-                    version: stream.model_version(),
-                    feature_names: stream.feature_names().to_vec(),
-                    forest_json: model.to_json()?,
+                    version: m.version(),
+                    feature_names: m.input_names().to_vec(),
+                    forest_json: forest.to_json()?,
                 });
             }
         }
@@ -426,35 +409,12 @@ impl Pipeline {
     }
 }
 
-/// Driving base features of an explanation, most responsible first (lags map to their base).
-pub fn drivers(e: &Explanation) -> Vec<Feature> {
-    let mut out = Vec::new();
-    for name in e.drivers() {
-        let base = name.split_once("@t-").map_or(name, |(b, _)| b);
-        if let Ok(f) = base.parse::<Feature>()
-            && !out.contains(&f)
-        {
-            out.push(f);
-        }
-    }
-    out
-}
-
-/// The largest robust z among the base (unlagged) features of an explanation.
-pub fn max_base_z(e: &Explanation) -> f64 {
-    e.contributions
-        .iter()
-        .filter(|c| !c.feature.contains("@t-"))
-        .map(|c| c.robust_z)
-        .fold(0.0, f64::max)
-}
-
 /// Feature values as a name → value map (the `features` JSON).
-pub fn values_map(features: &[Feature], values: &[f64]) -> BTreeMap<String, f64> {
+pub fn values_map(features: &[String], values: &[f64]) -> BTreeMap<String, f64> {
     features
         .iter()
         .zip(values)
-        .map(|(f, v)| (f.as_str().to_string(), *v))
+        .map(|(f, v)| (f.clone(), *v))
         .collect()
 }
 
@@ -478,7 +438,10 @@ mod tests {
                 s.insert(k.clone(), v.clone());
             }
         }
-        DetectorConfig::from_json(&spec.to_string(), "ns/det").unwrap()
+        let mut cfg = DetectorConfig::from_json(&spec.to_string(), "ns/det").unwrap();
+        // One-second windows: the range guard may act after the warm-up, not after a day.
+        cfg.core.model.guard_min_windows = 20;
+        cfg
     }
 
     fn event(service: &str, ts: i64, latency: f64) -> Event {
@@ -622,8 +585,10 @@ mod tests {
     fn without_the_range_guard_the_bare_forest_misses_an_out_of_range_spike() {
         // Isolation Forest groups an unseen value beyond the training range with the training
         // maximum, so a 10x p99 scores like an ordinary window: the range guard catches it.
-        let mut cfg = config(serde_json::json!({}));
-        cfg.z_guard = 0.0;
+        let mut cfg = config(serde_json::json!({
+            "model": {"algorithm": "IsolationForest", "trees": 50, "threshold": -0.7, "seed": 1}
+        }));
+        cfg.core.model.range_tolerance = 0.0;
         let mut p = Pipeline::new(cfg).unwrap();
         let out = run(&mut p, &events(0..48, &[40, 41, 42]), true);
         assert!(out.fired.is_empty());
@@ -672,7 +637,13 @@ mod tests {
                 c("event_count", -0.1),
             ],
         };
-        assert_eq!(drivers(&e), vec![Feature::P99Latency, Feature::ErrorRate]);
+        let features: Vec<String> = ["event_count", "error_rate", "p99_latency"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            helios_detection::engine::drivers(&e, None, &features),
+            vec!["p99_latency", "error_rate"]
+        );
     }
 }
 #[cfg(test)]

@@ -97,7 +97,7 @@ impl AnomalyMessage {
             window_end: ts(f.alert.window_end_ms),
             fired_window_start: ts(f.fired_window_start_ms),
             explanation: explanation(&f.explanation),
-            features: values_map(&cfg.features, &f.values),
+            features: values_map(&cfg.feature_names(), &f.values),
             model_version: i64::try_from(f.model_version).unwrap_or(i64::MAX),
         }
     }

@@ -30,6 +30,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::config::DetectorConfig;
 use crate::pipeline::{TrainingProgress, WindowResult};
 use crate::records::AnomalyMessage;
+use helios_detection::engine::seasonal::Period;
 
 /// The condition types the worker owns, in the order it writes them.
 pub const OWNED_CONDITIONS: [&str; 3] = [MODEL_TRAINED, DATA_FLOWING, ANOMALY_ACTIVE];
@@ -55,11 +56,11 @@ impl StatusSettings {
     pub fn from_config(cfg: &DetectorConfig) -> Self {
         let size = Duration::from_millis(cfg.window.size_ms.unsigned_abs());
         let data_timeout = size * DATA_WINDOWS;
-        let cooldown = Duration::from_millis(cfg.policy.cooldown_ms.unsigned_abs());
+        let cooldown = Duration::from_millis(cfg.policy().cooldown_ms.unsigned_abs());
         Self {
             data_timeout,
             anomaly_hold: cooldown.max(data_timeout),
-            warmup_windows: cfg.stream.warmup_windows,
+            warmup_windows: cfg.warmup_windows(),
         }
     }
 }
@@ -116,7 +117,7 @@ impl RuntimeState {
         if progress.keys == 0 {
             return;
         }
-        let previous = self.training.map_or(0, |t| t.model_version);
+        let previous = self.training.as_ref().map_or(0, |t| t.model_version);
         if progress.model_version > previous {
             self.trained_at = Some(now);
         }
@@ -131,7 +132,7 @@ impl RuntimeState {
                 self.anomalous.remove(&w.key);
                 continue;
             }
-            let top_feature = w.window.drivers.first().map(|f| f.as_str().to_string());
+            let top_feature = w.window.drivers.first().cloned();
             let entry = self
                 .anomalous
                 .entry(w.key.clone())
@@ -281,7 +282,7 @@ pub fn derive(
 }
 
 fn model(state: &RuntimeState, warmup_windows: usize) -> (Desired, ModelStatus) {
-    let t = state.training.unwrap_or_default();
+    let t = state.training.clone().unwrap_or_default();
     let needed = match t.warmup_needed {
         0 => warmup_windows,
         n => n,
@@ -302,6 +303,8 @@ fn model(state: &RuntimeState, warmup_windows: usize) -> (Desired, ModelStatus) 
             version: 0,
             trained_at: None,
             effective_threshold: None,
+            threshold_rule: None,
+            seasonality: None,
             warmup: Some(warmup),
         };
         return (cond, model);
@@ -318,14 +321,36 @@ fn model(state: &RuntimeState, warmup_windows: usize) -> (Desired, ModelStatus) 
             progress(t.warmup_seen)
         ));
     }
+    if let Some(reason) = &t.threshold_reason {
+        message.push_str(&format!("; {reason}"));
+    }
+    if let Some((period, span_ms)) = t.seasonality {
+        message.push_str(&format!("; {}", seasonality_note(period, span_ms)));
+    }
     let cond = Desired::new(MODEL_TRAINED, "True", "Trained", message);
     let model = ModelStatus {
         version,
         trained_at: state.trained_at.map(rfc3339),
         effective_threshold: t.threshold.filter(|v| v.is_finite()),
+        threshold_rule: t.threshold_rule.map(str::to_string),
+        seasonality: t.seasonality.map(|(p, _)| p.as_str().to_string()),
         warmup: None,
     };
     (cond, model)
+}
+
+/// What the seasonal baseline covers, for the `ModelTrained` message.
+fn seasonality_note(period: Period, span_ms: i64) -> String {
+    let days = span_ms as f64 / 86_400_000.0;
+    match period {
+        Period::Weekly => format!("weekly seasonality ({days:.1} days of history)"),
+        Period::Daily => {
+            format!("daily seasonality ({days:.1} days of history; weekly after 14 days)")
+        }
+        Period::None => format!(
+            "no seasonal baseline yet ({days:.1} days of history; daily after 2 days, weekly after 14)"
+        ),
+    }
 }
 
 fn data_flowing(state: &RuntimeState, settings: &StatusSettings, now: DateTime<Utc>) -> Desired {
@@ -500,7 +525,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::pipeline::StoredWindow;
-    use helios_detection::features::Feature;
     use helios_report::request::FeatureExplanation;
     use k8s_openapi::jiff::Timestamp;
 
@@ -528,10 +552,11 @@ mod tests {
             warmup_needed: 20,
             model_version: version,
             threshold: (version > 0).then_some(0.7),
+            ..TrainingProgress::default()
         }
     }
 
-    fn window(key: &str, start_s: i64, anomalous: bool, drivers: Vec<Feature>) -> WindowResult {
+    fn window(key: &str, start_s: i64, anomalous: bool, drivers: Vec<String>) -> WindowResult {
         WindowResult {
             key: key.into(),
             window: StoredWindow {
@@ -642,14 +667,19 @@ mod tests {
         let hold = settings().anomaly_hold;
         st.windows(
             &[
-                window("checkout", 40, true, vec![Feature::P99Latency]),
+                window("checkout", 40, true, vec!["p99_latency".to_string()]),
                 window("cart", 40, false, vec![]),
             ],
             hold,
             at(50),
         );
         st.windows(
-            &[window("checkout", 41, true, vec![Feature::P99Latency])],
+            &[window(
+                "checkout",
+                41,
+                true,
+                vec!["p99_latency".to_string()],
+            )],
             hold,
             at(51),
         );
@@ -663,7 +693,7 @@ mod tests {
             "key checkout anomalous since 1970-01-01T00:00:40Z, top feature p99_latency"
         );
         st.windows(
-            &[window("cart", 42, true, vec![Feature::ErrorRate])],
+            &[window("cart", 42, true, vec!["error_rate".to_string()])],
             hold,
             at(53),
         );

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use helios_detection::features::Feature;
 use helios_report::request::{FeatureExplanation, WindowSample};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::types::Json;
@@ -32,7 +31,7 @@ pub enum StoreError {
 pub struct Store {
     pool: PgPool,
     detector: String,
-    features: Vec<Feature>,
+    features: Vec<String>,
 }
 
 /// Connects a pool to `url`.
@@ -71,7 +70,7 @@ type WindowRow = (
     Json<BTreeMap<String, f64>>,
     Option<f64>,
     bool,
-    Option<Json<Vec<Feature>>>,
+    Option<Json<Vec<String>>>,
 );
 
 /// A window's start and features.
@@ -93,7 +92,7 @@ type AnomalyRow = (
 
 impl Store {
     /// The store of one detector (`namespace/name`) with its feature order.
-    pub fn new(pool: PgPool, detector: String, features: Vec<Feature>) -> Self {
+    pub fn new(pool: PgPool, detector: String, features: Vec<String>) -> Self {
         Self {
             pool,
             detector,

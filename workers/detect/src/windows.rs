@@ -103,6 +103,7 @@ mod tests {
         Observation {
             error: false,
             latency_ms: Some(1.0),
+            metrics: vec![],
         }
     }
 

@@ -1,12 +1,18 @@
 //! The consume loop: events in, closed windows scored and written, offsets committed only for
 //! messages whose windows are durable, new anomalies handed to the notifier.
 //!
-//! Windows close by the event-time watermark: the minimum over the assigned partitions of the
-//! newest event time, minus the allowed lateness (see [`crate::watermark`]). A partition silent
-//! for `idle_close` of wall-clock time (default window size + allowed lateness) stops holding
-//! the watermark back; when every partition is silent, every window holding an event is closed
-//! ("idle close"), so the last window of a burst is not stuck. Events that later arrive for a
-//! closed window are dropped as late (the window was written already).
+//! Windows close by the event-time watermark (see [`crate::watermark`] for the rules): the
+//! minimum over the assigned partitions that still hold it of their newest event time, minus
+//! the allowed lateness. Partitions read to their end do not hold a replay back: an empty
+//! partition never holds the watermark, and one that is caught up holds it at most at
+//! wall-clock now − `idle_close`, which the [`crate::kafka::OffsetsProbe`] (low/high watermarks
+//! and committed offsets, each partition at most once per [`OFFSETS_REFRESH`]) and
+//! librdkafka's partition-EOF events tell. A partition silent for `idle_close` of wall-clock
+//! time (the *quiet wait*, `--idle-close`; default window size + allowed lateness) stops
+//! holding the watermark back whatever its state; when no partition holds it, every window
+//! holding an event is closed ("idle close"), so the last window of a burst is not stuck.
+//! Events that later arrive for a closed window are dropped as late (the window was written
+//! already).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,20 +20,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use helios_detection::event::Event;
+use prometheus::IntCounter;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use tokio::sync::mpsc;
 
 use crate::Error;
 use crate::config::DetectorConfig;
-use crate::kafka::{EventsConsumer, commit};
+use crate::kafka::{EventsConsumer, OffsetsProbe, OffsetsReport, commit};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
 use crate::pipeline::{Closing, Ingested, Pipeline};
 use crate::records::AnomalyMessage;
 use crate::status::{StatusHandle, StatusSettings};
 use crate::store::Store;
-use crate::watermark::{Bound, PartitionClocks};
+use crate::watermark::{Bound, Now, PartitionClocks, Rules};
 
 /// Attempts at writing one batch before the worker gives up (and restarts from Kafka).
 const WRITE_ATTEMPTS: u32 = 6;
@@ -35,13 +43,24 @@ const WRITE_ATTEMPTS: u32 = 6;
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// How often the monthly partitions are topped up.
 const PARTITIONS_EVERY: Duration = Duration::from_secs(6 * 3600);
+/// Each partition's broker offsets are read at most this often (and its cache entry is then
+/// refreshed; an EOF triggers the check at once).
+pub const OFFSETS_REFRESH: Duration = Duration::from_secs(1);
+/// Broker offsets older than this no longer count (the partition is then treated as active).
+const OFFSETS_TTL: Duration = Duration::from_secs(10);
+/// Longest wait for one broker offsets query.
+const OFFSETS_TIMEOUT: Duration = Duration::from_secs(2);
+/// While a partition is known to have unread messages (a replay, a lag), windows the watermark
+/// allows are closed at most this often, so one write batch holds many windows instead of one
+/// transaction per window end. Caught up, windows close as soon as the watermark allows.
+const BEHIND_CLOSE_EVERY: Duration = Duration::from_millis(100);
 
 /// The loop's collaborators and state.
 pub struct Worker {
     /// Detector configuration.
     pub cfg: DetectorConfig,
-    /// Events consumer.
-    pub consumer: EventsConsumer,
+    /// Events consumer (shared with the offsets probe).
+    pub consumer: Arc<EventsConsumer>,
     /// Events topic.
     pub topic: String,
     /// Incremented by the consumer on every assignment.
@@ -52,7 +71,8 @@ pub struct Worker {
     pub notify: Option<mpsc::UnboundedSender<AnomalyMessage>>,
     /// Metrics.
     pub metrics: Metrics,
-    /// Wall-clock idle time after which open windows are closed.
+    /// The quiet wait: wall-clock silence after which a partition no longer holds the
+    /// watermark (and the cap on how far a caught-up partition holds it behind wall-clock now).
     pub idle_close: Duration,
     /// Windows per key replayed from storage on first sight of a key.
     pub restore_limit: usize,
@@ -65,14 +85,90 @@ struct LoopState {
     tracker: OffsetTracker,
     clocks: PartitionClocks,
     generation: u64,
+    /// The highest bound windows were closed through in this generation.
+    closed: Option<i64>,
+    /// When windows were last closed.
+    last_close: Instant,
     started: Instant,
     last_commit: Instant,
+    counters: Counters,
+}
+
+/// Per-event counters, resolved once (a label lookup per event is measurable in a replay).
+struct Counters {
+    invalid: IntCounter,
+    filtered: IntCounter,
+    late: IntCounter,
+    accepted: IntCounter,
+}
+
+impl Counters {
+    fn new(m: &Metrics) -> Self {
+        let c = |label: &str| m.events.with_label_values(&[label]);
+        Self {
+            invalid: c("invalid"),
+            filtered: c("filtered"),
+            late: c("late"),
+            accepted: c("accepted"),
+        }
+    }
+}
+
+/// The default quiet wait: one window size plus the allowed lateness. A live partition that
+/// delivers at least once per window never turns quiet, and an idle close never cuts a window
+/// of sparse live traffic short (it ended, lateness included, before it is closed).
+pub fn default_quiet_wait(w: &helios_detection::window::WindowConfig) -> Duration {
+    Duration::from_millis(
+        w.size_ms
+            .saturating_add(w.allowed_lateness_ms)
+            .unsigned_abs(),
+    )
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl LoopState {
     fn now_ms(&self) -> i64 {
-        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+        millis(self.started.elapsed())
     }
+
+    fn now(&self) -> Now {
+        Now {
+            mono_ms: self.now_ms(),
+            wall_ms: chrono::Utc::now().timestamp_millis(),
+        }
+    }
+}
+
+/// Whether closing through `bound` can close anything after closing through `closed`: some
+/// window end `k·hop + size` lies in `(closed, bound]`.
+fn crosses_window_end(closed: Option<i64>, bound: i64, size_ms: i64, hop_ms: i64) -> bool {
+    let Some(closed) = closed else {
+        return true;
+    };
+    if bound <= closed {
+        return false;
+    }
+    let next_end = (closed.saturating_sub(size_ms).div_euclid(hop_ms) + 1)
+        .saturating_mul(hop_ms)
+        .saturating_add(size_ms);
+    bound >= next_end
+}
+
+/// One poll of the consumer.
+enum Polled {
+    /// A message (its event when the payload parsed).
+    Message {
+        partition: i32,
+        offset: i64,
+        event: Option<Event>,
+    },
+    /// librdkafka reached the end of a partition.
+    Eof(i32),
+    /// Consuming failed (logged).
+    Failed,
 }
 
 impl Worker {
@@ -81,33 +177,34 @@ impl Worker {
         let mut st = LoopState {
             pipeline: Pipeline::new(self.cfg.clone())?,
             tracker: OffsetTracker::new(),
-            clocks: PartitionClocks::new(),
+            clocks: PartitionClocks::new(self.rules()),
             generation: u64::MAX,
+            closed: None,
+            last_close: Instant::now(),
             started: Instant::now(),
             last_commit: Instant::now(),
+            counters: Counters::new(&self.metrics),
         };
+        let mut probe = OffsetsProbe::spawn(
+            self.consumer.clone(),
+            &self.topic,
+            self.generation.clone(),
+            OFFSETS_REFRESH,
+            OFFSETS_TIMEOUT,
+        );
         let tick_ms = (self.cfg.window.hop_ms / 4).clamp(50, 1000);
         let mut tick = tokio::time::interval(Duration::from_millis(tick_ms.unsigned_abs()));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut partitions_at = Instant::now();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                msg = self.consumer.recv() => {
-                    let polled = match msg {
-                        Ok(m) => Some((m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec))),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "consume failed");
-                            None
-                        }
-                    };
-                    match polled {
-                        Some((partition, offset, payload)) => {
-                            self.on_message(&mut st, partition, offset, payload.as_deref()).await?;
-                        }
-                        None => tokio::time::sleep(Duration::from_millis(200)).await,
-                    }
+                // Before the consumer, which is always ready during a replay.
+                report = probe.next() => {
+                    self.on_offsets(&mut st, &report)?;
+                    self.advance(&mut st).await?;
                 }
                 _ = tick.tick() => {
                     self.on_tick(&mut st).await?;
@@ -116,6 +213,35 @@ impl Worker {
                         if let Err(e) = crate::store::ensure_partitions(self.store.pool(), chrono::Utc::now()).await {
                             tracing::warn!(error = %e, "creating monthly partitions failed");
                         }
+                    }
+                }
+                msg = self.consumer.recv() => {
+                    // Parsed while the message is borrowed: no copy of the payload.
+                    let polled = match msg {
+                        Ok(m) => Polled::Message {
+                            partition: m.partition(),
+                            offset: m.offset(),
+                            event: m.payload().and_then(|p| serde_json::from_slice::<Event>(p).ok()),
+                        },
+                        Err(KafkaError::PartitionEOF(partition)) => Polled::Eof(partition),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "consume failed");
+                            Polled::Failed
+                        }
+                    };
+                    match polled {
+                        Polled::Message { partition, offset, event } => {
+                            self.on_message(&mut st, partition, offset, event).await?;
+                        }
+                        Polled::Eof(partition) => {
+                            self.sync_generation(&mut st)?;
+                            let now = st.now_ms();
+                            st.clocks.observe_eof(partition, now);
+                            tracing::debug!(partition, "partition read to its end");
+                            probe.eof();
+                            self.advance(&mut st).await?;
+                        }
+                        Polled::Failed => tokio::time::sleep(Duration::from_millis(200)).await,
                     }
                 }
             }
@@ -128,38 +254,70 @@ impl Worker {
         Ok(())
     }
 
+    /// The watermark rules of this worker.
+    fn rules(&self) -> Rules {
+        Rules {
+            quiet_ms: millis(self.idle_close),
+            lateness_ms: self.cfg.window.allowed_lateness_ms,
+            offsets_ttl_ms: millis(OFFSETS_TTL),
+        }
+    }
+
+    /// A new assignment restarts every partition from its committed offset: rebuilds the
+    /// state from scratch (keys are restored lazily from PostgreSQL).
+    fn sync_generation(&self, st: &mut LoopState) -> Result<(), Error> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        if generation == st.generation {
+            return Ok(());
+        }
+        tracing::info!(generation, "new assignment: resetting in-memory state");
+        st.generation = generation;
+        st.pipeline = Pipeline::new(self.cfg.clone())?;
+        st.tracker = OffsetTracker::new();
+        st.clocks = PartitionClocks::new(self.rules());
+        st.closed = None;
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                let now = st.now_ms();
+                st.clocks.assign(&parts, now);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the assignment failed"),
+        }
+        Ok(())
+    }
+
+    /// Broker offsets from the probe (ignored when they belong to an earlier assignment).
+    fn on_offsets(&self, st: &mut LoopState, report: &OffsetsReport) -> Result<(), Error> {
+        self.sync_generation(st)?;
+        if report.generation != st.generation {
+            return Ok(());
+        }
+        for &(partition, offsets, taken_at) in &report.partitions {
+            let taken_at = millis(taken_at.saturating_duration_since(st.started));
+            st.clocks.observe_offsets(partition, offsets, taken_at);
+        }
+        Ok(())
+    }
+
     async fn on_message(
         &self,
         st: &mut LoopState,
         partition: i32,
         offset: i64,
-        payload: Option<&[u8]>,
+        event: Option<Event>,
     ) -> Result<(), Error> {
-        let generation = self.generation.load(Ordering::SeqCst);
-        if generation != st.generation {
-            // A new assignment restarts every partition from its committed offset: rebuild the
-            // state from scratch (keys are restored lazily from PostgreSQL).
-            tracing::info!(generation, "new assignment: resetting in-memory state");
-            st.generation = generation;
-            st.pipeline = Pipeline::new(self.cfg.clone())?;
-            st.tracker = OffsetTracker::new();
-            st.clocks = PartitionClocks::new();
-            match self.consumer.assignment() {
-                Ok(tpl) => {
-                    let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                    let now = st.now_ms();
-                    st.clocks.assign(&parts, now);
-                }
-                Err(e) => tracing::warn!(error = %e, "reading the assignment failed"),
-            }
-        }
-        let event = payload.and_then(|p| serde_json::from_slice::<Event>(p).ok());
+        self.sync_generation(st)?;
         let now = st.now_ms();
-        st.clocks
-            .observe(partition, event.as_ref().map(|e| e.timestamp_ms), now);
+        st.clocks.observe(
+            partition,
+            offset,
+            event.as_ref().map(|e| e.timestamp_ms),
+            now,
+        );
         let outcome = match &event {
             None => {
-                self.metrics.events.with_label_values(&["invalid"]).inc();
+                st.counters.invalid.inc();
                 tracing::debug!(partition, offset, "skipping an unparsable event");
                 st.tracker.record(partition, offset, None);
                 return self.advance(st).await;
@@ -168,15 +326,15 @@ impl Worker {
         };
         match outcome {
             Ingested::Filtered => {
-                self.metrics.events.with_label_values(&["filtered"]).inc();
+                st.counters.filtered.inc();
                 st.tracker.record(partition, offset, None);
             }
             Ingested::Late => {
-                self.metrics.events.with_label_values(&["late"]).inc();
+                st.counters.late.inc();
                 st.tracker.record(partition, offset, None);
             }
             Ingested::Accepted { needs, .. } => {
-                self.metrics.events.with_label_values(&["accepted"]).inc();
+                st.counters.accepted.inc();
                 self.status.update(|s| s.event(chrono::Utc::now()));
                 st.tracker.record(partition, offset, Some(needs));
             }
@@ -186,21 +344,34 @@ impl Worker {
 
     /// Closes what the watermark (or idleness) allows and writes the results.
     async fn advance(&self, st: &mut LoopState) -> Result<(), Error> {
-        let idle_ms = i64::try_from(self.idle_close.as_millis()).unwrap_or(i64::MAX);
-        let bound = match st
-            .clocks
-            .bound(st.now_ms(), idle_ms, self.cfg.window.allowed_lateness_ms)
-        {
+        let now = st.now();
+        let bound = match st.clocks.bound(now) {
             Bound::Hold => return Ok(()),
             Bound::Watermark(w) => {
                 self.metrics.watermark.set(w);
-                w
+                // Never past the last window holding an event: a watermark moved by the
+                // wall clock would otherwise emit empty windows up to now for every key.
+                match st.pipeline.flush_bound() {
+                    Some(b) => w.min(b),
+                    None => return Ok(()),
+                }
             }
             Bound::Idle => match st.pipeline.flush_bound() {
                 Some(b) => b,
                 None => return Ok(()),
             },
         };
+        let w = self.cfg.window;
+        if !crosses_window_end(st.closed, bound, w.size_ms, w.hop_ms) {
+            // No window ends in between: nothing to close, no message becomes done.
+            return Ok(());
+        }
+        if st.last_close.elapsed() < BEHIND_CLOSE_EVERY && st.clocks.any_behind(now.mono_ms) {
+            // Replaying: batch the windows of the next few milliseconds (the tick comes back).
+            return Ok(());
+        }
+        st.last_close = Instant::now();
+        st.closed = Some(st.closed.map_or(bound, |c| c.max(bound)));
         let closing = st.pipeline.close(bound);
         if !closing.windows.is_empty() {
             tracing::debug!(windows = closing.windows.len(), bound, "closing windows");
@@ -302,5 +473,45 @@ impl Worker {
         }
         self.commit(st);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bounds_past_a_window_end_close_anything() {
+        // Tumbling 1000 ms windows end at multiples of 1000.
+        assert!(crosses_window_end(None, 5, 1000, 1000));
+        assert!(!crosses_window_end(Some(1000), 1999, 1000, 1000));
+        assert!(crosses_window_end(Some(1000), 2000, 1000, 1000));
+        assert!(crosses_window_end(Some(1500), 2000, 1000, 1000));
+        assert!(!crosses_window_end(Some(2000), 2000, 1000, 1000));
+        assert!(!crosses_window_end(Some(2000), 1000, 1000, 1000));
+        // Hopping (size 1000, hop 300): ends at 1000, 1300, 1600, ...
+        assert!(!crosses_window_end(Some(1000), 1299, 1000, 300));
+        assert!(crosses_window_end(Some(1000), 1300, 1000, 300));
+        assert!(crosses_window_end(Some(1001), 1300, 1000, 300));
+        // Negative event times and the extremes do not overflow.
+        assert!(crosses_window_end(Some(-2500), -2000, 1000, 1000));
+        assert!(!crosses_window_end(Some(-2500), -2001, 1000, 1000));
+        assert!(crosses_window_end(Some(i64::MIN + 1), 0, 1000, 1000));
+        assert!(!crosses_window_end(
+            Some(i64::MAX - 1),
+            i64::MAX - 1,
+            1000,
+            1000
+        ));
+    }
+
+    #[test]
+    fn the_default_quiet_wait_is_one_window_plus_lateness() {
+        let w = helios_detection::window::WindowConfig {
+            size_ms: 300_000,
+            hop_ms: 300_000,
+            allowed_lateness_ms: 30_000,
+        };
+        assert_eq!(default_quiet_wait(&w), Duration::from_secs(330));
     }
 }

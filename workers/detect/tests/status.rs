@@ -5,89 +5,21 @@
 //! with the key, score, severity and top features, then `AnomalyActive` False once the windows
 //! are normal again. The operator's `Ready` (another field manager) survives beside them.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{create_topics, events, free_port, produce, producer, spec_json as spec, stack};
 use helios_crds::{Detector, DetectorSpec};
 use helios_detect::Args;
 use helios_detect::args::KubeStatusMode;
 use helios_e2e::StackEnv;
-use helios_e2e::clients::kafka_config;
 use helios_e2e::kubectl::Kubectl;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::oneshot;
-
-const SERVICES: [&str; 3] = ["checkout", "cart", "search"];
-const SPIKE: [i64; 3] = [40, 41, 42];
-
-fn noise(a: i64, b: i64, c: i64) -> f64 {
-    let h = (a * 7919 + b * 104_729 + c * 1_299_709).wrapping_mul(2_654_435_761);
-    h.rem_euclid(1000) as f64 / 1000.0
-}
-
-/// 1 s windows of 15–24 events per service; `checkout` has 10× latency in the SPIKE windows.
-fn events(t0: i64, windows: std::ops::Range<i64>) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for w in windows {
-        for (si, s) in SERVICES.iter().enumerate() {
-            let n = 15 + (noise(w, 0, si as i64) * 10.0) as i64;
-            for i in 0..n {
-                let base = 40.0 + 20.0 * noise(w, i + 1, si as i64);
-                let latency = if *s == "checkout" && SPIKE.contains(&w) {
-                    base * 10.0
-                } else {
-                    base
-                };
-                let ev = serde_json::json!({
-                    "timestamp": t0 + w * 1000 + i * 30, "service": s,
-                    "endpoint": "/api", "status": 200, "latency_ms": latency
-                });
-                out.push((s.to_string(), serde_json::to_vec(&ev).unwrap()));
-            }
-        }
-    }
-    out
-}
-
-async fn produce(producer: &FutureProducer, topic: &str, batch: &[(String, Vec<u8>)]) {
-    let sends: Vec<_> = batch
-        .iter()
-        .map(|(k, v)| {
-            producer.send(
-                FutureRecord::to(topic).key(k).payload(v),
-                Duration::from_secs(10),
-            )
-        })
-        .collect();
-    for f in sends {
-        f.await.unwrap();
-    }
-}
-
-fn spec() -> serde_json::Value {
-    serde_json::json!({
-        "pipelineRef": {"name": "shop-events"},
-        "partitionBy": ["service"],
-        "window": {"size": "1s", "allowedLateness": "0s"},
-        "features": ["event_count", "error_rate", "p99_latency"],
-        "model": {"trees": 100, "threshold": -0.7, "seed": 1},
-        "training": {"warmupWindows": 20, "retrainInterval": "1h", "historyWindows": 200},
-        "alerting": {"mode": "Enforce", "minConsecutiveWindows": 1, "cooldown": "15m"}
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn kube_client(env: &StackEnv) -> Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(env.get("KUBECONFIG").unwrap()).unwrap();
@@ -175,11 +107,12 @@ impl History {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_writes_its_runtime_status_beside_the_operator() {
-    let env = StackEnv::load().expect("the local stack is required: e2e/stack up");
-    let kubectl = Kubectl::new(&env).expect("kube-apiserver from the stack");
+    let stack = stack().await;
+    let env = &stack.env;
+    let kubectl = Kubectl::new(env).expect("kube-apiserver from the stack");
     kubectl.install_crds().unwrap();
     let ns = kubectl.temp_namespace("detect-status").unwrap();
-    let client = kube_client(&env).await;
+    let client = kube_client(env).await;
     let api: Api<Detector> = Api::namespaced(client.clone(), &ns.name);
     let name = "latency";
 
@@ -217,51 +150,19 @@ async fn the_worker_writes_its_runtime_status_beside_the_operator() {
         format!("status-events-{suffix}"),
         format!("status-anomalies-{suffix}"),
     );
-    let admin: AdminClient<DefaultClientContext> = kafka_config(&env).unwrap().create().unwrap();
-    for r in admin
-        .create_topics(
-            &[
-                NewTopic::new(&events_topic, 1, TopicReplication::Fixed(1)),
-                NewTopic::new(&anomalies_topic, 1, TopicReplication::Fixed(1)),
-            ],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
-    let producer: FutureProducer = kafka_config(&env)
-        .unwrap()
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "1")
-        .create()
-        .unwrap();
+    create_topics(&stack, &[(&events_topic, 1), (&anomalies_topic, 1)]).await;
+    let producer = producer(&stack);
     let args = Args {
-        detector_config: spec().to_string(),
-        detector: format!("{}/{name}", ns.name),
-        kafka_bootstrap: env.get("KAFKA_BOOTSTRAP").unwrap().to_string(),
-        events_topic: events_topic.clone(),
-        anomalies_topic,
-        kafka_properties: vec![],
-        kafka_sasl_username: None,
-        kafka_sasl_password: None,
-        database_url: env.get("DATABASE_URL").unwrap().to_string(),
-        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-        restore_windows: 0,
-        idle_close: Some("1h".into()),
-        z_guard: helios_detect::config::DEFAULT_Z_GUARD,
-        report_function: None,
-        lambda_endpoint: None,
-        report_bucket: None,
-        report_prefix: String::new(),
-        report_s3_endpoint: None,
-        report_min_severity: "Warning".into(),
-        report_cooldown: "15m".into(),
-        report_max_per_hour: 20,
-        shutdown_timeout_secs: 10,
         kube_status: KubeStatusMode::On,
         kubeconfig: Some(env.get("KUBECONFIG").unwrap().to_string()),
+        ..common::args(
+            &stack,
+            &format!("{}/{name}", ns.name),
+            &events_topic,
+            &anomalies_topic,
+            free_port(),
+            "1h",
+        )
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let worker = tokio::spawn(helios_detect::serve(args, async move {

@@ -1,25 +1,70 @@
-//! Runs the metric-mode detector over NAB and prints the report.
+//! Tuning aid: scores NAB with the detector core (library defaults for one `value` feature,
+//! optionally patched) and prints the tuning half; `--final` also prints the held-out half and
+//! the whole corpus. `helios eval nab` is the supported entry point (it builds the core from a
+//! Detector spec).
 //!
-//! `cargo run --release -p helios-detection --example nab -- /work/shared/datasets/nab ['<NabConfig JSON>']`
+//! `cargo run --release -p helios-detection --example nab -- DIR ['{"model":{…},"policy":{…}}'] [--final]`
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use helios_detection::alert::{AlertPolicy, Mode};
+use helios_detection::engine::CoreConfig;
+use helios_detection::engine::model::{Algorithm, ModelConfig};
+use helios_detection::engine::threshold::ThresholdRule;
 use helios_detection::eval::nab::{NabConfig, run_nab};
 
+fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let show_final = args.iter().any(|a| a == "--final");
+    let mut pos = args.iter().filter(|a| !a.starts_with("--"));
     let dir = PathBuf::from(
-        args.next()
-            .unwrap_or_else(|| "/work/shared/datasets/nab".into()),
+        pos.next()
+            .map_or("/work/shared/datasets/nab", |s| s.as_str()),
     );
-    let cfg: NabConfig = match args.next() {
-        Some(json) => serde_json::from_str(&json)?,
-        None => NabConfig::default(),
+    let features = vec!["value".to_string()];
+    let core = CoreConfig {
+        model: ModelConfig::defaults(Algorithm::RobustForest, &features),
+        features,
+        rule: ThresholdRule::Budget {
+            false_alerts_per_week: 1.0,
+        },
+        policy: AlertPolicy {
+            detector_id: "nab".into(),
+            bands: vec![],
+            min_consecutive: 1,
+            cooldown_ms: 15 * 60_000,
+            floors: Default::default(),
+            mode: Mode::DryRun,
+        },
+        hop_ms: 300_000,
+    };
+    let mut value = serde_json::to_value(&core)?;
+    if let Some(patch) = pos.next() {
+        merge(&mut value, &serde_json::from_str(patch)?);
+    }
+    let cfg = NabConfig {
+        core: serde_json::from_value(value)?,
+        files: None,
+        threads: 2,
     };
     let start = Instant::now();
-    let report = run_nab(&dir, &cfg)?;
-    println!("{report}");
+    let run = run_nab(&dir, &cfg)?;
+    println!("{}", run.tuning);
+    if show_final {
+        println!("{}\n{}", run.held_out, run.corpus);
+    }
     println!("elapsed: {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::Feature;
 use crate::hash::fnv1a64_hex;
 
 /// Alert severity, ordered Info < Warning < Critical.
@@ -56,8 +55,8 @@ pub struct AlertPolicy {
     pub min_consecutive: u32,
     /// Minimum time between the end of one episode's firing and the next firing (ms).
     pub cooldown_ms: i64,
-    /// Absolute floors per feature.
-    pub floors: BTreeMap<Feature, f64>,
+    /// Absolute floors per feature name.
+    pub floors: BTreeMap<String, f64>,
     /// Enforce or dry-run.
     pub mode: Mode,
 }
@@ -84,9 +83,72 @@ impl AlertPolicy {
     }
 }
 
+/// Whether a score is above a threshold, with a margin that absorbs float noise (a constant
+/// series scores 0.5 ± 1e-15 and must never be "above" a 0.5 threshold).
+pub fn exceeds(score: f64, threshold: f64) -> bool {
+    score > threshold + 1e-9
+}
+
+/// One window of a single key as the alert-policy replay sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayWindow {
+    /// Window start (ms).
+    pub start_ms: i64,
+    /// Final anomaly score of the window.
+    pub score: f64,
+    /// Flagged whatever the threshold (a guard fired).
+    pub forced: bool,
+    /// Whether the window passes the floors when flagged.
+    pub floor_ok: bool,
+}
+
+impl AlertPolicy {
+    /// Indices of the windows of one key that would fire an alert if windows scoring above
+    /// `threshold` (or forced) were flagged: the same state machine as [`AlertState`]
+    /// (consecutive windows, cooldown broken only by a higher severity), without hashing, for
+    /// threshold sweeps and alert budgets.
+    pub fn replay_fires(&self, windows: &[ReplayWindow], threshold: f64) -> Vec<usize> {
+        let min_consecutive = self.min_consecutive.max(1);
+        let (mut consecutive, mut active) = (0u32, None::<Severity>);
+        let mut last_fired: Option<(i64, Severity)> = None;
+        let mut fires = Vec::new();
+        for (i, w) in windows.iter().enumerate() {
+            let qualifies = (w.forced || exceeds(w.score, threshold)) && w.floor_ok;
+            if !qualifies {
+                consecutive = 0;
+                active = None;
+                continue;
+            }
+            consecutive = consecutive.saturating_add(1);
+            let severity = self.severity(w.score);
+            if let Some(a) = &mut active {
+                *a = (*a).max(severity);
+                continue;
+            }
+            if consecutive < min_consecutive {
+                continue;
+            }
+            if let Some((last, last_severity)) = last_fired
+                && w.start_ms - last < self.cooldown_ms
+                && severity <= last_severity
+            {
+                continue;
+            }
+            active = Some(severity);
+            last_fired = Some((w.start_ms, severity));
+            fires.push(i);
+        }
+        fires
+    }
+}
+
 /// Stable fingerprint: FNV-1a 64 hex of (detector id, partition key, sorted feature names).
-pub fn fingerprint(detector_id: &str, partition_key: &str, features: &[Feature]) -> String {
-    let mut names: Vec<&str> = features.iter().map(|f| f.as_str()).collect();
+pub fn fingerprint<S: AsRef<str>>(
+    detector_id: &str,
+    partition_key: &str,
+    features: &[S],
+) -> String {
+    let mut names: Vec<&str> = features.iter().map(AsRef::as_ref).collect();
     names.sort_unstable();
     names.dedup();
     let joined = names.join(",");
@@ -116,9 +178,9 @@ pub struct WindowVerdict {
     /// Whether the model flagged the window.
     pub anomalous: bool,
     /// Feature values of the window.
-    pub values: BTreeMap<Feature, f64>,
+    pub values: BTreeMap<String, f64>,
     /// Features that drove the score, most responsible first.
-    pub drivers: Vec<Feature>,
+    pub drivers: Vec<String>,
 }
 
 /// A fired alert.
@@ -141,7 +203,7 @@ pub struct Alert {
     /// End of the firing window (ms).
     pub window_end_ms: i64,
     /// Driving features.
-    pub drivers: Vec<Feature>,
+    pub drivers: Vec<String>,
     /// False in dry-run mode.
     pub notify: bool,
 }
@@ -194,16 +256,16 @@ struct Episode {
 #[derive(Debug, Clone)]
 pub struct AlertState {
     policy: AlertPolicy,
-    features: Vec<Feature>,
+    features: Vec<String>,
     episodes: BTreeMap<String, Episode>,
 }
 
 impl AlertState {
     /// Creates the state for a policy over the detector's feature set.
-    pub fn new(policy: AlertPolicy, features: &[Feature]) -> Self {
+    pub fn new<S: AsRef<str>>(policy: AlertPolicy, features: &[S]) -> Self {
         Self {
             policy,
-            features: features.to_vec(),
+            features: features.iter().map(|f| f.as_ref().to_string()).collect(),
             episodes: BTreeMap::new(),
         }
     }
@@ -292,7 +354,7 @@ mod tests {
             ],
             min_consecutive: 2,
             cooldown_ms: 1000,
-            floors: BTreeMap::from([(Feature::P99Latency, 200.0)]),
+            floors: BTreeMap::from([("p99_latency".to_string(), 200.0)]),
             mode: Mode::Enforce,
         }
     }
@@ -304,13 +366,13 @@ mod tests {
             window_end_ms: start + 100,
             score: 0.85,
             anomalous,
-            values: BTreeMap::from([(Feature::P99Latency, p99)]),
-            drivers: vec![Feature::P99Latency],
+            values: BTreeMap::from([("p99_latency".to_string(), p99)]),
+            drivers: vec!["p99_latency".to_string()],
         }
     }
 
     fn state(p: AlertPolicy) -> AlertState {
-        AlertState::new(p, &[Feature::P99Latency, Feature::EventCount])
+        AlertState::new(p, &["p99_latency", "event_count"])
     }
 
     #[test]
@@ -411,7 +473,7 @@ mod tests {
             ..policy()
         });
         let mut v = verdict(0, true, 10.0);
-        v.drivers = vec![Feature::EventCount];
+        v.drivers = vec!["event_count".to_string()];
         assert!(matches!(s.observe(&v), Transition::Fired(_)));
     }
 
@@ -435,19 +497,52 @@ mod tests {
     }
 
     #[test]
+    fn replay_matches_the_alert_state_machine() {
+        let p = AlertPolicy {
+            floors: BTreeMap::new(),
+            ..policy()
+        };
+        let mut rng = crate::rng::SplitMix64::new(9);
+        let windows: Vec<ReplayWindow> = (0..2000)
+            .map(|i| ReplayWindow {
+                start_ms: i * 100,
+                score: rng.next_f64(),
+                forced: rng.next_f64() < 0.02,
+                floor_ok: rng.next_f64() < 0.9,
+            })
+            .collect();
+        for threshold in [0.3, 0.6, 0.9] {
+            let mut s = state(p.clone());
+            let expected: Vec<usize> = windows
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| {
+                    let v = WindowVerdict {
+                        partition_key: "svc-a".into(),
+                        window_start_ms: w.start_ms,
+                        window_end_ms: w.start_ms + 100,
+                        score: w.score,
+                        anomalous: (w.forced || exceeds(w.score, threshold)) && w.floor_ok,
+                        values: BTreeMap::new(),
+                        drivers: vec![],
+                    };
+                    matches!(s.observe(&v), Transition::Fired(_))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            assert!(!expected.is_empty());
+            assert_eq!(p.replay_fires(&windows, threshold), expected, "{threshold}");
+        }
+    }
+
+    #[test]
     fn fingerprint_stable_and_order_independent() {
-        let a = fingerprint("det", "k", &[Feature::P99Latency, Feature::ErrorRate]);
-        let b = fingerprint("det", "k", &[Feature::ErrorRate, Feature::P99Latency]);
+        let a = fingerprint("det", "k", &["p99_latency", "error_rate"]);
+        let b = fingerprint("det", "k", &["error_rate", "p99_latency"]);
         assert_eq!(a, b);
         assert_eq!(a.len(), 16);
-        assert_ne!(
-            a,
-            fingerprint("det", "k2", &[Feature::ErrorRate, Feature::P99Latency])
-        );
-        assert_ne!(
-            a,
-            fingerprint("det2", "k", &[Feature::ErrorRate, Feature::P99Latency])
-        );
+        assert_ne!(a, fingerprint("det", "k2", &["error_rate", "p99_latency"]));
+        assert_ne!(a, fingerprint("det2", "k", &["error_rate", "p99_latency"]));
         // Pinned value: changing the hash would break dedup across releases.
         assert_eq!(
             a,

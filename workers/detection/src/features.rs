@@ -69,13 +69,81 @@ impl FromStr for Feature {
     }
 }
 
-/// The per-event input to a window: error flag and optional latency.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// The smallest scale a deviation of this feature is measured in: below it a change is noise
+/// whatever the history's spread (1 event, 1 percentage point of errors, 1 ms; a millionth for
+/// a gauge). Keeps near-constant features from producing infinite robust z.
+pub fn min_scale(name: &str) -> f64 {
+    match name {
+        "event_count" => 1.0,
+        "error_rate" => 0.01,
+        "avg_latency" | "p95_latency" | "p99_latency" => 1.0,
+        _ => 1e-6,
+    }
+}
+
+/// A feature as a detector computes it: a request feature, or the window mean of the numeric
+/// metric `metrics.<name>` (its index into the detector's metric list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureDef {
+    /// Computed from the window's events.
+    Request(Feature),
+    /// Mean of a metric the events carry; `NaN` when no event of the window carried it.
+    Metric {
+        /// Index into the detector's metric names.
+        index: usize,
+        /// Metric name (without `metrics.`).
+        name: String,
+    },
+}
+
+impl FeatureDef {
+    /// The wire name (`p99_latency`, `metrics.cpu`).
+    pub fn name(&self) -> String {
+        match self {
+            FeatureDef::Request(f) => f.as_str().to_string(),
+            FeatureDef::Metric { name, .. } => format!("metrics.{name}"),
+        }
+    }
+}
+
+/// Parses feature names (request features or `metrics.<name>`), refusing unknown names and
+/// duplicates; returns the definitions and the metric names in index order.
+pub fn parse_feature_defs(
+    names: &[&str],
+) -> Result<(Vec<FeatureDef>, Vec<String>), DetectionError> {
+    let mut defs = Vec::with_capacity(names.len());
+    let mut metrics: Vec<String> = Vec::new();
+    for n in names {
+        let def = match n.strip_prefix("metrics.") {
+            Some(m) if !m.is_empty() && !m.contains('@') => {
+                metrics.push(m.to_string());
+                FeatureDef::Metric {
+                    index: metrics.len() - 1,
+                    name: m.to_string(),
+                }
+            }
+            _ => FeatureDef::Request(n.parse()?),
+        };
+        if defs.contains(&def) || defs.iter().any(|d: &FeatureDef| d.name() == def.name()) {
+            return Err(DetectionError::InvalidConfig(format!(
+                "duplicate feature {n}"
+            )));
+        }
+        defs.push(def);
+    }
+    Ok((defs, metrics))
+}
+
+/// The per-event input to a window: error flag, optional latency and the detector's metrics
+/// the event carries (by index).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observation {
     /// Whether the event is an error.
     pub error: bool,
     /// Latency in ms, if known.
     pub latency_ms: Option<f64>,
+    /// `(metric index, value)` of the detector's metrics present on the event.
+    pub metrics: Vec<(usize, f64)>,
 }
 
 impl From<&Event> for Observation {
@@ -83,7 +151,23 @@ impl From<&Event> for Observation {
         Observation {
             error: e.is_error(),
             latency_ms: e.latency_ms,
+            metrics: Vec::new(),
         }
+    }
+}
+
+impl Observation {
+    /// The observation of an event for a detector whose metric names are `metrics`.
+    pub fn of(e: &Event, metrics: &[String]) -> Self {
+        let mut o = Observation::from(e);
+        if !metrics.is_empty() {
+            o.metrics = metrics
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| e.metrics.get(m).filter(|v| v.is_finite()).map(|&v| (i, v)))
+                .collect();
+        }
+        o
     }
 }
 
@@ -95,6 +179,9 @@ pub struct FeatureAccumulator {
     latency_sum: f64,
     latency_count: u64,
     sketch: QuantileSketch,
+    /// `(sum, count)` per metric index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    metrics: Vec<(f64, u64)>,
 }
 
 impl FeatureAccumulator {
@@ -109,6 +196,13 @@ impl FeatureAccumulator {
             self.latency_count += 1;
             self.sketch.insert(l);
         }
+        for &(i, v) in &o.metrics {
+            if self.metrics.len() <= i {
+                self.metrics.resize(i + 1, (0.0, 0));
+            }
+            self.metrics[i].0 += v;
+            self.metrics[i].1 += 1;
+        }
     }
 
     /// Merges another accumulator (e.g. two partial windows).
@@ -118,6 +212,31 @@ impl FeatureAccumulator {
         self.latency_sum += other.latency_sum;
         self.latency_count += other.latency_count;
         self.sketch.merge(&other.sketch);
+        if self.metrics.len() < other.metrics.len() {
+            self.metrics.resize(other.metrics.len(), (0.0, 0));
+        }
+        for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+    }
+
+    /// Mean of metric `index` over the window (`NaN` when no event carried it).
+    pub fn metric_mean(&self, index: usize) -> f64 {
+        match self.metrics.get(index) {
+            Some(&(sum, n)) if n > 0 => sum / n as f64,
+            _ => f64::NAN,
+        }
+    }
+
+    /// Values of the given definitions, in order (metrics may be `NaN`: no sample).
+    pub fn values(&self, defs: &[FeatureDef]) -> Vec<f64> {
+        defs.iter()
+            .map(|d| match d {
+                FeatureDef::Request(f) => self.value(*f),
+                FeatureDef::Metric { index, .. } => self.metric_mean(*index),
+            })
+            .collect()
     }
 
     /// Number of events.
@@ -179,6 +298,7 @@ mod tests {
         Observation {
             error,
             latency_ms: l,
+            metrics: vec![],
         }
     }
 

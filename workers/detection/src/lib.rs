@@ -11,6 +11,7 @@
 
 pub mod alert;
 pub mod dense;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod event;
@@ -18,11 +19,9 @@ pub mod explain;
 pub mod features;
 pub mod forest;
 pub mod hash;
-pub mod metric;
 pub mod rng;
 pub mod sketch;
 pub mod stats;
-pub mod stream;
 pub mod window;
 
 pub use error::DetectionError;

@@ -6,12 +6,14 @@ pub fn median(values: &[f64]) -> f64 {
         return 0.0;
     }
     let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
     let n = v.len();
+    let (_, &mut upper, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
     if n % 2 == 1 {
-        v[n / 2]
+        upper
     } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
+        // The lower middle is the largest value left of the upper middle.
+        let lower = v[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        0.5 * (lower + upper)
     }
 }
 

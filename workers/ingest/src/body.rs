@@ -222,6 +222,26 @@ mod tests {
     }
 
     #[test]
+    fn metric_overflowing_to_infinity_is_refused() {
+        // serde_json refuses a number that overflows f64 while parsing: 400 malformed JSON.
+        for body in [
+            r#"{"timestamp":1,"service":"a","metrics":{"cpu":1e400}}"#,
+            r#"{"timestamp":1,"service":"a","metrics":{"cpu":-1e309}}"#,
+        ] {
+            let err = parse(body.as_bytes(), Format::Json).unwrap_err();
+            assert!(
+                matches!(&err, BodyError::Malformed { index: 0, message } if message.contains("out of range")),
+                "{err:?}"
+            );
+        }
+        let ok = r#"{"timestamp":1,"service":"a","metrics":{"cpu":1.7e308}}"#;
+        assert_eq!(
+            parse(ok.as_bytes(), Format::Ndjson).unwrap()[0].metrics["cpu"],
+            1.7e308
+        );
+    }
+
+    #[test]
     fn gzip_round_trip_and_bomb_limit() {
         let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
         enc.write_all(E.as_bytes()).unwrap();

@@ -126,6 +126,143 @@ async fn accepted_events_reach_kafka_intact_and_refused_ones_do_not() {
 }
 
 #[tokio::test]
+async fn metrics_samples_reach_kafka_and_bad_metrics_are_refused_whole() {
+    let env = stack();
+    let topic = create_topic(&env, 1).await;
+    let server = start(args(env.get("KAFKA_BOOTSTRAP").unwrap(), &topic)).await;
+    let client = reqwest::Client::new();
+    let url = server.url();
+    let gauge = |seq: u64, metrics: Value| {
+        json!({"timestamp": "2026-12-02T10:00:00Z", "service": "checkout",
+            "metrics": metrics, "attributes": {"seq": seq.to_string()}})
+    };
+
+    // A pure gauge sample (no status/error/latency) and, in NDJSON, a request event with metrics.
+    let (s, b, _) = post(
+        &client,
+        &url,
+        "application/json",
+        gauge(0, json!({"cpu": 0.73, "queue_depth": 12}))
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["accepted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{b}"
+    );
+    let mut both = event(1, "auth");
+    both["metrics"] = json!({"mem.rss-bytes": 1.5e9});
+    let (s, b, _) = post(
+        &client,
+        &url,
+        "application/x-ndjson",
+        format!("{both}\n").into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["accepted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{b}"
+    );
+
+    // Refused batches (each with a valid event first): nothing of them may reach Kafka.
+    let refusals = [
+        (
+            json!({"cpu": "high"}),
+            "metrics.cpu",
+            "must be a finite number",
+        ),
+        (
+            json!({"cpu": null}),
+            "metrics.cpu",
+            "must be a finite number",
+        ),
+        (json!({"cpu load": 1}), "metrics", "must match"),
+        (json!([1, 2]), "metrics", "must be an object of numbers"),
+        (
+            Value::Object((0..65).map(|i| (format!("m{i}"), json!(i))).collect()),
+            "metrics",
+            "at most 64 metrics",
+        ),
+    ];
+    for (i, (metrics, field, message)) in refusals.into_iter().enumerate() {
+        let seq = 100 + 2 * i as u64;
+        let batch = json!([gauge(seq, json!({"cpu": 0.1})), gauge(seq + 1, metrics)]);
+        let (s, b, _) = post(
+            &client,
+            &url,
+            "application/json",
+            batch.to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert_eq!(b["error"]["code"], "invalid_event", "{b}");
+        assert_eq!(b["error"]["index"], 1, "{b}");
+        assert_eq!(b["error"]["field"], field, "{b}");
+        let text = b["error"]["message"].as_str().unwrap();
+        assert!(text.contains(field) && text.contains(message), "{b}");
+    }
+    // A number overflowing f64 is not JSON serde can hold: refused as malformed, also whole.
+    let overflow = format!(
+        "[{},{}]",
+        gauge(200, json!({"cpu": 0.1})),
+        r#"{"timestamp":1,"service":"checkout","metrics":{"cpu":1e400},"attributes":{"seq":"201"}}"#
+    );
+    let (s, b, _) = post(&client, &url, "application/json", overflow.into_bytes()).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json")),
+        "{b}"
+    );
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("out of range"),
+        "{b}"
+    );
+
+    let messages = read_all(&env, &topic, 3, Duration::from_secs(5)).await;
+    let counts = seq_counts(&messages);
+    assert_eq!(
+        (messages.len(), counts.get(&0), counts.get(&1)),
+        (2, Some(&1), Some(&1)),
+        "exactly the two accepted events: {messages:?}"
+    );
+    let (key, sample) = messages
+        .iter()
+        .find(|(_, v)| v["attributes"]["seq"] == "0")
+        .unwrap();
+    assert_eq!(key.as_deref(), Some("checkout"), "keyed by service");
+    assert_eq!(sample["timestamp"], 1_796_205_600_000_i64, "{sample}");
+    assert_eq!(
+        sample["metrics"],
+        json!({"cpu": 0.73, "queue_depth": 12.0}),
+        "{sample}"
+    );
+    for absent in ["status", "error", "latency_ms"] {
+        assert!(sample.get(absent).is_none(), "{absent} in {sample}");
+    }
+    let (_, request) = messages
+        .iter()
+        .find(|(_, v)| v["attributes"]["seq"] == "1")
+        .unwrap();
+    assert_eq!(
+        request["metrics"],
+        json!({"mem.rss-bytes": 1.5e9}),
+        "{request}"
+    );
+    assert_eq!(
+        (request["status"].as_u64(), request["latency_ms"].as_f64()),
+        (Some(200), Some(1.5)),
+        "{request}"
+    );
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
 async fn error_paths_answer_the_exact_status() {
     let env = stack();
     let topic = create_topic(&env, 1).await;

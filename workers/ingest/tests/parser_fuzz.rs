@@ -17,8 +17,9 @@ proptest! {
         if let Ok(events) = body::parse(&bytes, fmt) {
             for e in events {
                 prop_assert!(!e.service.is_empty());
-                prop_assert!(e.latency_ms.is_finite() && e.latency_ms >= 0.0);
-                prop_assert!(e.status.is_some() || e.error.is_some());
+                prop_assert!(e.latency_ms.map_or(!e.metrics.is_empty(), |l| l.is_finite() && l >= 0.0));
+                prop_assert!(e.metrics.values().all(|v| v.is_finite()));
+                prop_assert!(e.status.is_some() || e.error.is_some() || !e.metrics.is_empty());
             }
         }
         let _ = body::decode(&bytes, Some("gzip"), 4096);
@@ -57,7 +58,21 @@ proptest! {
         prop_assert_eq!(events[0].timestamp, ts);
         prop_assert_eq!(&events[0].service, &service);
         prop_assert_eq!(events[0].status, Some(status));
-        prop_assert_eq!(events[0].latency_ms, latency);
+        prop_assert_eq!(events[0].latency_ms, Some(latency));
         prop_assert_eq!(events[0].attributes.get("region"), Some(&region));
+    }
+
+    #[test]
+    fn valid_metrics_round_trip(
+        metrics in proptest::collection::btree_map("[A-Za-z0-9_.-]{1,100}", -1e300f64..1e300, 1..=64),
+    ) {
+        let ev = serde_json::json!({"timestamp": 1, "service": "s", "metrics": metrics});
+        let events = body::parse(ev.to_string().as_bytes(), Format::Json)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&events[0].metrics, &metrics);
+        let wire = serde_json::to_value(&events[0]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let back: std::collections::BTreeMap<String, f64> = serde_json::from_value(wire["metrics"].clone())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(back, metrics);
     }
 }

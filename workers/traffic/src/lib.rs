@@ -4,12 +4,18 @@
 //!
 //! It sends NDJSON batches to `helios ingest` (honouring 429/503 `Retry-After`), or writes them
 //! to a file with `--out`.
+//!
+//! With `--scenario weeks` it generates a multi-week scenario instead (real event time, daily
+//! and weekly shape, a fixed schedule of labelled incidents, `--labels` for the ground truth);
+//! see [`scenario`] for the model and the in-process API.
 
 pub mod incident;
 pub mod model;
 pub mod rng;
+pub mod scenario;
 
 use incident::Incident;
+use scenario::{DEFAULT_EVENTS_SCALE, DEFAULT_START_MS, Scenario, ScenarioConfig};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -41,10 +47,13 @@ pub struct Args {
     /// Multiplier on every service's rate.
     #[arg(long, default_value_t = 1.0)]
     pub rate_scale: f64,
-    /// Event time of the first simulated second (epoch ms; default: now).
+    /// Event time of the first simulated second (epoch ms; default: now; with --scenario,
+    /// Monday 2026-01-05 00:00 UTC).
     #[arg(long)]
     pub start_ms: Option<i64>,
-    /// Incident `kind:service:at=S:for=S:x=F` (kind latency|errors|volume); repeatable.
+    /// Incident `kind:service:at=T:for=T:x=F[:p=F][:ep=/endpoint][:ramp=T]` (kind
+    /// latency|errors|volume|drop|creep|partial; T seconds or e.g. 3d12h, 45m); repeatable.
+    /// With --scenario they replace the default schedule.
     #[arg(long = "incident")]
     pub incidents: Vec<Incident>,
     /// Simulated seconds per batch.
@@ -53,6 +62,36 @@ pub struct Args {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Generate a scenario instead of the demo stream, as fast as possible, in real event time
+    /// (`weeks`: --days of --services services with daily and weekly shape and a fixed
+    /// schedule of incidents over days 4–14).
+    #[arg(
+        long,
+        value_enum,
+        conflicts_with_all = ["duration_secs", "day_secs", "rate_scale", "step_secs", "speedup"]
+    )]
+    pub scenario: Option<ScenarioName>,
+    /// Scenario: simulated days (of 86,400 s of event time).
+    #[arg(long, default_value_t = 14.0, requires = "scenario")]
+    pub days: f64,
+    /// Scenario: number of services (checkout, auth, search, catalog, notify, then variants).
+    #[arg(long, default_value_t = 5, requires = "scenario")]
+    pub services: usize,
+    /// Scenario: multiplier on the nominal per-service rates (0.8–5 events/s); the default
+    /// gives about 2.5 million events in 14 days with 5 services.
+    #[arg(long, default_value_t = DEFAULT_EVENTS_SCALE, requires = "scenario")]
+    pub events_per_window_scale: f64,
+    /// Scenario: write the ground-truth labels (time range, services, incidents) to this JSON
+    /// file.
+    #[arg(long, requires = "scenario")]
+    pub labels: Option<PathBuf>,
+}
+
+/// A named scenario of `--scenario`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScenarioName {
+    /// Days to weeks of several services with daily/weekly shape and labelled incidents.
+    Weeks,
 }
 
 /// Why the generator stopped.
@@ -75,6 +114,12 @@ pub enum Error {
     /// The HTTP client failed.
     #[error("http: {0}")]
     Http(#[from] reqwest::Error),
+    /// The scenario configuration is invalid.
+    #[error(transparent)]
+    Scenario(#[from] scenario::ScenarioError),
+    /// The generator thread died.
+    #[error("scenario generator: {0}")]
+    Generator(String),
 }
 
 /// Totals of a run.
@@ -90,6 +135,9 @@ pub struct Totals {
 
 /// Run the generator.
 pub async fn run(args: Args) -> Result<Totals, Error> {
+    if args.scenario.is_some() {
+        return run_scenario(&args).await;
+    }
     let start_ms = args.start_ms.unwrap_or_else(now_ms);
     let mut model = model::Model::new(args.seed, start_ms);
     model.incidents = args.incidents.clone();
@@ -122,7 +170,8 @@ pub async fn run(args: Args) -> Result<Totals, Error> {
             totals.accepted += events.len() as u64;
         } else if let Some(url) = &args.url {
             if !events.is_empty() {
-                totals.retries += send(&client, url, args.token.as_deref(), body).await?;
+                totals.retries +=
+                    send(&client, url, args.token.as_deref(), body.into_bytes()).await?;
                 totals.accepted += events.len() as u64;
             }
             if args.speedup > 0.0 {
@@ -165,11 +214,114 @@ pub async fn run(args: Args) -> Result<Totals, Error> {
     Ok(totals)
 }
 
+/// The generator thread's result, re-raising its panic.
+fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, Error> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::Generator(e.to_string())),
+    }
+}
+
+/// Events per request when a scenario is sent to `--url`.
+const SCENARIO_BATCH: u64 = 5_000;
+
+/// `--scenario`: generate on a blocking thread, write to `--out` or send batches to `--url`
+/// as fast as ingest accepts them, then write `--labels`.
+async fn run_scenario(args: &Args) -> Result<Totals, Error> {
+    if args.out.is_none() && args.url.is_none() {
+        return Err(Error::NoSink);
+    }
+    let cfg = ScenarioConfig {
+        days: args.days,
+        services: args.services,
+        seed: args.seed,
+        events_scale: args.events_per_window_scale,
+        start_ms: args.start_ms.unwrap_or(DEFAULT_START_MS),
+        incidents: (!args.incidents.is_empty()).then(|| args.incidents.clone()),
+    };
+    let scenario = Scenario::new(&cfg)?;
+    let labels = scenario.labels();
+    let began = Instant::now();
+    let mut totals = Totals::default();
+    if let Some(path) = args.out.clone() {
+        let io_err = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::File::create(&path).map_err(io_err)?;
+        let written = tokio::task::spawn_blocking(move || scenario.write_ndjson(file)).await;
+        let n = joined(written)?.map_err(io_err)?;
+        totals.generated = n;
+        totals.accepted = n;
+    } else if let Some(url) = &args.url {
+        let client = reqwest::Client::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(4);
+        let generator = tokio::task::spawn_blocking(move || {
+            let (mut buf, mut n) = (Vec::new(), 0u64);
+            let done = scenario.for_each_event(|e| {
+                e.write_json(&mut buf);
+                n += 1;
+                if n == SCENARIO_BATCH {
+                    n = 0;
+                    tx.blocking_send((std::mem::take(&mut buf), SCENARIO_BATCH))
+                        .map_err(|_| ())?;
+                }
+                Ok(())
+            });
+            if done.is_ok() && n > 0 {
+                let _ = tx.blocking_send((buf, n));
+            }
+            done
+        });
+        while let Some((body, n)) = rx.recv().await {
+            totals.retries += send(&client, url, args.token.as_deref(), body).await?;
+            totals.accepted += n;
+            if !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprint!("\rsent {:>10} events", totals.accepted);
+            }
+        }
+        totals.generated = joined(generator.await)?
+            .map_err(|()| Error::Generator("the sender stopped early".into()))?;
+    }
+    if let Some(path) = &args.labels {
+        labels.save(path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    if !args.quiet {
+        eprintln!(
+            "\rscenario weeks: {} days, {} services, {} events in {:.1} s, {} incidents",
+            args.days,
+            labels.services.len(),
+            totals.generated,
+            began.elapsed().as_secs_f64(),
+            labels.incidents.len()
+        );
+        for i in &labels.incidents {
+            let from = i.start_ms - labels.start_ms;
+            eprintln!(
+                "  {} {:<8} {:<9} {:<9} day {:>2} {:02}:{:02} for {} min",
+                i.id,
+                i.kind,
+                i.service,
+                i.endpoint.as_deref().unwrap_or("*"),
+                from / 86_400_000 + 1,
+                from % 86_400_000 / 3_600_000,
+                from % 3_600_000 / 60_000,
+                (i.end_ms - i.start_ms) / 60_000
+            );
+        }
+    }
+    Ok(totals)
+}
+
 async fn send(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
-    body: String,
+    body: Vec<u8>,
 ) -> Result<u64, Error> {
     for attempt in 0..10u64 {
         let mut req = client

@@ -1,5 +1,6 @@
-//! The traffic model: services with a diurnal rate, log-normal latencies, background errors,
-//! and incidents layered on top. Pure and seeded: the same seed gives the same events.
+//! The traffic model of the demo mode: services with a diurnal rate, log-normal latencies,
+//! background errors, and incidents layered on top. Pure and seeded: the same seed gives the
+//! same events. (The multi-week scenario with labels is in [`crate::scenario`].)
 
 use crate::incident::{Incident, Kind};
 use crate::rng::Rng;
@@ -97,11 +98,31 @@ impl Model {
         1.0 - self.diurnal_amplitude * (std::f64::consts::TAU * t / self.day_secs).cos()
     }
 
+    /// The factor of the first whole-service incident of `kind` on `service` active at `t`
+    /// (`drop` counts as `volume`; a latency tail with `p < 1` is applied per request instead).
     fn effect(&self, service: &str, kind: Kind, t: f64) -> Option<f64> {
         self.incidents
             .iter()
-            .find(|i| i.kind == kind && i.service == service && i.active(t))
+            .find(|i| {
+                (i.kind == kind || (kind == Kind::Volume && i.kind == Kind::Drop))
+                    && i.service == service
+                    && i.endpoint.is_none()
+                    && (i.kind != Kind::Latency || i.fraction >= 1.0)
+                    && i.active(t)
+            })
             .map(|i| i.factor)
+    }
+
+    /// Incidents applied per request after the endpoint is known (extra random draws only
+    /// while one is active, so the old kinds give the same events as before).
+    fn per_request(&self, service: &str, t: f64) -> impl Iterator<Item = &Incident> {
+        self.incidents.iter().filter(move |i| {
+            i.service == service
+                && i.active(t)
+                && (i.endpoint.is_some()
+                    || (i.kind == Kind::Latency && i.fraction < 1.0)
+                    || matches!(i.kind, Kind::Creep | Kind::Partial))
+        })
     }
 
     /// Incidents active at `t`.
@@ -136,6 +157,29 @@ impl Model {
                 };
                 let endpoint =
                     &svc.endpoints[(self.rng.next_u64() % svc.endpoints.len() as u64) as usize];
+                let (mut latency, mut status, mut keep) = (latency, status, true);
+                let special: Vec<Incident> = self.per_request(&svc.name, t).cloned().collect();
+                for i in special.iter().filter(|i| i.matches_endpoint(endpoint)) {
+                    let scoped = i.endpoint.is_some();
+                    match i.kind {
+                        Kind::Creep => latency *= i.creep_factor(t),
+                        Kind::Latency if self.rng.uniform() < i.fraction => latency *= i.factor,
+                        Kind::Latency => {}
+                        Kind::Partial => {
+                            if self.rng.uniform() < i.factor {
+                                status = 503;
+                            }
+                        }
+                        Kind::Errors if scoped && self.rng.uniform() < i.factor => status = 500,
+                        Kind::Volume | Kind::Drop if scoped => {
+                            keep &= self.rng.uniform() < i.factor;
+                        }
+                        Kind::Errors | Kind::Volume | Kind::Drop => {}
+                    }
+                }
+                if !keep {
+                    continue;
+                }
                 out.push((
                     t,
                     json!({
@@ -215,5 +259,34 @@ mod tests {
             by_service(&during, "search").len() as f64 / by_service(&before, "search").len() as f64;
         assert!(drop < 0.3, "search volume x{drop}");
         assert_eq!(m.active_incidents(120.0).len(), 3);
+    }
+
+    #[test]
+    fn scenario_kinds_work_in_the_demo_mode() {
+        let mut m = Model::new(5, 0);
+        m.incidents = vec![
+            "drop:search:at=100:for=50:x=0.3".parse().unwrap(),
+            "partial:checkout:at=100:for=50:x=1:ep=/pay"
+                .parse()
+                .unwrap(),
+            "creep:catalog:at=100:for=50:x=3:ramp=50".parse().unwrap(),
+        ];
+        let before = m.generate(40.0, 90.0);
+        let during = m.generate(100.0, 150.0);
+        let drop =
+            by_service(&during, "search").len() as f64 / by_service(&before, "search").len() as f64;
+        assert!(drop < 0.45, "search volume x{drop}");
+        let checkout = by_service(&during, "checkout");
+        assert!(
+            checkout
+                .iter()
+                .all(|e| (e["endpoint"] == "/pay") == (e["status"] == 503))
+        );
+        let late: Vec<&Value> = by_service(&during, "catalog")
+            .into_iter()
+            .filter(|e| e["timestamp"].as_i64().unwrap() >= 135_000)
+            .collect();
+        let creep = median_latency(&late) / median_latency(&by_service(&before, "catalog"));
+        assert!(creep > 2.0, "catalog creep x{creep}");
     }
 }

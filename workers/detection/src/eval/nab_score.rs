@@ -148,6 +148,56 @@ pub fn raw_score(files: &[ScoredFile], p: &Profile, threshold: f64) -> f64 {
     total
 }
 
+/// A profile's row weights over a set of files, precomputed so that scoring a sparse set of
+/// detections (alert firings) costs O(detections).
+#[derive(Debug, Clone)]
+pub struct ProfileWeights {
+    a_fn: f64,
+    files: Vec<(usize, Vec<Row>, Vec<usize>)>,
+}
+
+impl ProfileWeights {
+    /// Weights of `files` under `p` (only the scores' lengths and the windows are used).
+    pub fn new(files: &[ScoredFile], p: &Profile) -> Self {
+        let mut offset = 0;
+        let files = files
+            .iter()
+            .map(|f| {
+                let (rows, live) = weigh(f, p, offset);
+                offset += f.windows.len();
+                (probation_rows(f.scores.len()), rows, live)
+            })
+            .collect();
+        Self {
+            a_fn: p.a_fn,
+            files,
+        }
+    }
+
+    /// Raw score when `detections[k]` are the detected row indices of file `k`.
+    pub fn raw(&self, detections: &[Vec<usize>]) -> f64 {
+        let mut total = 0.0;
+        for ((probation, rows, live), det) in self.files.iter().zip(detections) {
+            let mut best: std::collections::BTreeMap<usize, f64> =
+                live.iter().map(|&id| (id, -self.a_fn)).collect();
+            for &i in det {
+                let Some(r) = i.checked_sub(*probation).and_then(|k| rows.get(k)) else {
+                    continue;
+                };
+                match r.window {
+                    Some(id) => {
+                        let b = best.entry(id).or_insert(-self.a_fn);
+                        *b = b.max(r.weight);
+                    }
+                    None => total += r.weight,
+                }
+            }
+            total += best.values().sum::<f64>();
+        }
+        total
+    }
+}
+
 /// Score of the null detector (every scorable window missed).
 pub fn null_score(files: &[ScoredFile], p: &Profile) -> f64 {
     raw_score(files, p, f64::INFINITY)
@@ -284,6 +334,22 @@ mod tests {
         let score = normalize(raw, -2.0, 2.0);
         assert!((score - 100.0 * (expected + 2.0) / 4.0).abs() < 1e-9);
         assert!(score > 0.0 && score < 100.0);
+    }
+
+    #[test]
+    fn sparse_detections_score_like_the_threshold_form() {
+        let files = vec![file(&[20, 41, 45, 72]), file(&[16, 90])];
+        let w = ProfileWeights::new(&files, &STD);
+        let det: Vec<Vec<usize>> = files
+            .iter()
+            .map(|f| {
+                (0..f.scores.len())
+                    .filter(|&i| f.scores[i] >= 0.5)
+                    .collect()
+            })
+            .collect();
+        assert!((w.raw(&det) - raw_score(&files, &STD, 0.5)).abs() < 1e-12);
+        assert!((w.raw(&[vec![], vec![]]) - null_score(&files, &STD)).abs() < 1e-12);
     }
 
     #[test]

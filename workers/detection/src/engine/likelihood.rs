@@ -1,0 +1,155 @@
+//! Anomaly likelihood (as in Numenta's HTM detector): how improbable the short-term mean of a
+//! raw score is under a Gaussian fitted robustly (median, 1.4826·MAD, refitted every 10
+//! updates) to that mean's own recent history, so past incidents do not widen it; on a log
+//! scale in [0, 1] (`ln(tail) / ln(1e-10)`: 0.5 ≈ a 1-in-100,000 event). It makes scores of
+//! different keys comparable and turns "unusually high for this series" into one number.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{mad, median};
+
+/// Smallest standard deviation of the raw-score means: on a near-constant series a raw score
+/// wobble of a few hundredths is noise, not a 5σ event.
+pub const MIN_STD: f64 = 0.05;
+
+/// Likelihood settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LikelihoodConfig {
+    /// Raw-score means kept to fit the Gaussian.
+    pub window: usize,
+    /// Raw scores averaged before the likelihood.
+    pub short: usize,
+    /// Means needed before the likelihood is non-zero.
+    pub min_history: usize,
+}
+
+impl Default for LikelihoodConfig {
+    fn default() -> Self {
+        Self {
+            window: 3000,
+            short: 5,
+            min_history: 20,
+        }
+    }
+}
+
+/// Median and 1.4826·MAD (at least [`MIN_STD`]) of a sample.
+fn robust_fit(values: &VecDeque<f64>) -> (f64, f64) {
+    let v: Vec<f64> = values.iter().copied().collect();
+    let m = median(&v);
+    (m, (1.4826 * mad(&v, m)).max(MIN_STD))
+}
+
+/// `ln(tail)/ln(1e-10)` of `x` under a Gaussian `(mean, sd)`, in [0, 1].
+fn log_tail(x: f64, (mean, sd): (f64, f64)) -> f64 {
+    let tail = normal_tail((x - mean) / sd);
+    ((tail + 1e-10).ln() / 1e-10f64.ln()).clamp(0.0, 1.0)
+}
+
+/// Upper tail probability of the standard normal, `Q(z) = P(Z > z)`.
+pub fn normal_tail(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// Complementary error function (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// Rolling likelihood state of one key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Likelihood {
+    cfg: LikelihoodConfig,
+    means: VecDeque<f64>,
+    short: VecDeque<f64>,
+    fit: Option<(f64, f64)>,
+    since_fit: usize,
+}
+
+/// Updates between two refits of the robust Gaussian (median, 1.4826·MAD).
+const REFIT_EVERY: usize = 10;
+
+impl Likelihood {
+    /// Empty state.
+    pub fn new(cfg: LikelihoodConfig) -> Self {
+        Self {
+            cfg,
+            means: VecDeque::new(),
+            short: VecDeque::new(),
+            fit: None,
+            since_fit: 0,
+        }
+    }
+
+    /// Scores the next raw score and learns it.
+    pub fn update(&mut self, raw: f64) -> f64 {
+        self.short.push_back(raw);
+        if self.short.len() > self.cfg.short.max(1) {
+            self.short.pop_front();
+        }
+        let avg = self.short.iter().sum::<f64>() / self.short.len() as f64;
+        let n = self.means.len();
+        if n >= self.cfg.min_history.max(2) && (self.fit.is_none() || self.since_fit >= REFIT_EVERY)
+        {
+            self.fit = Some(robust_fit(&self.means));
+            self.since_fit = 0;
+        }
+        let out = match self.fit {
+            Some(fit) if n >= self.cfg.min_history.max(2) => log_tail(avg, fit),
+            _ => 0.0,
+        };
+        self.since_fit += 1;
+        self.means.push_back(avg);
+        if self.means.len() > self.cfg.window {
+            self.means.pop_front();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    #[test]
+    fn tail_probability() {
+        assert!((normal_tail(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_tail(1.959_964) - 0.025).abs() < 1e-6);
+        assert!((normal_tail(-1.959_964) - 0.975).abs() < 1e-6);
+        assert!(normal_tail(8.0) > 0.0 && normal_tail(8.0) < 1e-14);
+    }
+
+    #[test]
+    fn ordinary_scores_are_low_and_a_jump_is_high() {
+        let mut l = Likelihood::new(LikelihoodConfig::default());
+        let mut r = SplitMix64::new(4);
+        let mut max_normal: f64 = 0.0;
+        for i in 0..2000 {
+            let s = l.update(0.4 + 0.05 * r.next_f64());
+            if i < 20 {
+                assert_eq!(s, 0.0);
+            }
+            max_normal = max_normal.max(s);
+        }
+        assert!(max_normal < 0.4, "{max_normal}");
+        let mut peak: f64 = 0.0;
+        for _ in 0..5 {
+            peak = peak.max(l.update(0.9));
+        }
+        assert!(peak > 0.9, "{peak}");
+    }
+}

@@ -1,0 +1,651 @@
+//! The model of one key: warm-up, a training history that excludes flagged windows, periodic
+//! retraining, the forest input vector, the final score and the guards.
+//!
+//! Input vector per base feature `f` (RobustForest): `f` (the value), `f@local` (value minus
+//! the median of the last `local_window` values), `f@delta` (first difference), `f@season`
+//! (value minus its seasonal baseline, or minus the history median before seasonality), then
+//! `f@t-1 … f@t-k` lags when `shingle = k`. The bare IsolationForest uses only the values and
+//! lags. Final score:
+//!
+//! - `IsolationForest`: the forest score `s`.
+//! - `RobustForest`: the likelihood of `0.5·s + 0.5·z²/(z²+9)`, where `z` is the larger of the
+//!   largest robust z of a feature's deviation from its seasonal baseline (or history median)
+//!   and the relation z (Mahalanobis distance of those deviations), with a scale
+//!   that never falls below the feature's floor (so a near-constant feature cannot produce a
+//!   score storm).
+//!
+//! Both: the **range guard** flags a window whatever the threshold when a value lies beyond
+//! the range of every value seen so far by more than `range_tolerance` of that range and its
+//! deviation reaches `z_guard` scales (once `guard_min_windows` are in the history), since the
+//! forest groups values beyond its training range with the maximum. It scores 1
+//! (RobustForest) or `max(s, z/(z+3))` (IsolationForest). Within the range only the model
+//! flags, so a rare but known value (one error in a quiet hour) never storms.
+//! Windows flagged by a guard or scoring at or above `exclude_level` never enter the training
+//! history or the seasonal profile; so the scores a key produces do not depend on the alert
+//! threshold, and a threshold sweep over stored scores is exact.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::DetectionError;
+use crate::alert::ReplayWindow;
+use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
+use crate::engine::seasonal::{Period, SeasonalProfile, SeasonalityMode};
+use crate::engine::threshold::ThresholdDecision;
+use crate::explain::{Baseline, Explanation, explain};
+use crate::forest::{ForestConfig, IsolationForest};
+use crate::stats::{mad, mean, median};
+
+/// Detection algorithm: each is a value of a Detector's `spec.model.algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// The bare Isolation Forest score over the window's values (and lags).
+    IsolationForest,
+    /// Forest over values, local/seasonal residuals and differences, ensembled with a robust
+    /// seasonal residual and turned into a likelihood; range guard.
+    #[default]
+    RobustForest,
+}
+
+impl Algorithm {
+    /// The lowest threshold a derived rule may produce for this algorithm's scores.
+    pub fn min_threshold(self) -> f64 {
+        match self {
+            Algorithm::IsolationForest => 0.5,
+            Algorithm::RobustForest => 0.5,
+        }
+    }
+
+    /// Windows scoring at or above this never enter the training history.
+    pub fn exclude_level(self) -> f64 {
+        match self {
+            Algorithm::IsolationForest => 0.65,
+            Algorithm::RobustForest => 0.5,
+        }
+    }
+}
+
+/// Settings of the per-key model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Algorithm.
+    pub algorithm: Algorithm,
+    /// Forest hyper-parameters (its threshold is unused; the core decides).
+    pub forest: ForestConfig,
+    /// Windows collected before the first model.
+    pub warmup: usize,
+    /// Retrain after this many scored windows (0 = never).
+    pub retrain_every: usize,
+    /// Most unflagged windows kept for training.
+    pub history: usize,
+    /// Lagged copies of the values appended to the vector.
+    pub shingle: usize,
+    /// Window of the rolling median behind `f@local`.
+    pub local_window: usize,
+    /// Weight of the robust residual in the RobustForest ensemble, in [0, 1].
+    pub residual_weight: f64,
+    /// Likelihood settings (RobustForest).
+    pub likelihood: LikelihoodConfig,
+    /// Seasonal baseline mode.
+    pub seasonality: SeasonalityMode,
+    /// Range guard: how far beyond the range seen a value must lie, as a fraction of that
+    /// range (0 = guard off).
+    pub range_tolerance: f64,
+    /// History windows needed before the range guard is active (capped at `history`).
+    pub guard_min_windows: usize,
+    /// Range guard: the robust z an out-of-range value must also reach.
+    pub z_guard: f64,
+    /// Per base feature: the smallest scale a deviation is measured in (near-constant guard).
+    pub min_scales: Vec<f64>,
+    /// Flagged windows in a row after which flagged windows are learnt again (a new normal;
+    /// 0 = never).
+    pub adapt_after: usize,
+}
+
+impl ModelConfig {
+    /// The library defaults for everything a Detector spec does not set.
+    pub fn defaults(algorithm: Algorithm, features: &[String]) -> Self {
+        Self {
+            algorithm,
+            forest: ForestConfig {
+                n_trees: 100,
+                max_samples: 256,
+                seed: 42,
+                ..ForestConfig::default()
+            },
+            warmup: 12,
+            retrain_every: 12,
+            history: 2016,
+            shingle: 0,
+            local_window: 20,
+            residual_weight: 0.5,
+            likelihood: LikelihoodConfig::default(),
+            seasonality: SeasonalityMode::Auto,
+            range_tolerance: 0.1,
+            guard_min_windows: 288,
+            z_guard: 3.0,
+            min_scales: features
+                .iter()
+                .map(|f| crate::features::min_scale(f))
+                .collect(),
+            adapt_after: 288,
+        }
+    }
+
+    /// Checks ranges against the number of base features.
+    pub fn validate(&self, dims: usize) -> Result<(), DetectionError> {
+        self.forest.validate()?;
+        let bad = |m: &str| Err(DetectionError::InvalidConfig(m.to_string()));
+        if dims == 0 {
+            return bad("a detector needs at least one feature");
+        }
+        if self.warmup < 2 || self.history < self.warmup {
+            return bad("warm-up must be >= 2 windows and <= the history");
+        }
+        if self.local_window == 0 || !(0.0..=1.0).contains(&self.residual_weight) {
+            return bad("local window must be >= 1 and residual weight in [0, 1]");
+        }
+        if self.min_scales.len() != dims {
+            return bad("one minimum scale per feature");
+        }
+        Ok(())
+    }
+}
+
+/// A training row: the base values, the threshold-free context (local residual, difference,
+/// lags) and its time (the seasonal residual is added when training).
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    ts: i64,
+    x: Vec<f64>,
+    ctx: Vec<f64>,
+}
+
+/// Deviation statistics of the base features in the training history.
+#[derive(Debug, Clone, PartialEq)]
+struct Deviation {
+    medians: Vec<f64>,
+    scales: Vec<f64>,
+    /// Inverse of the (ridged) covariance of the scaled deviations, for the relation z.
+    inverse: Option<Vec<Vec<f64>>>,
+}
+
+/// The scored outcome of one window for one key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyScore {
+    /// Final score in [0, 1].
+    pub score: f64,
+    /// A guard flagged the window (anomalous whatever the threshold).
+    pub forced: bool,
+    /// Largest robust z of a base feature's deviation and that feature's index.
+    pub max_z: (f64, usize),
+    /// Model version that scored it.
+    pub model_version: u64,
+}
+
+/// What one observation did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Collecting warm-up windows: `seen` of `needed`.
+    WarmingUp {
+        /// Windows collected so far.
+        seen: usize,
+        /// Windows needed.
+        needed: usize,
+    },
+    /// Scored.
+    Scored(KeyScore),
+}
+
+/// Inverse of the covariance of `rows` (d columns) plus 0.01·I, by Gauss–Jordan elimination
+/// (`None` when singular, which the ridge prevents in practice).
+fn ridge_inverse(rows: &[Vec<f64>], d: usize) -> Option<Vec<Vec<f64>>> {
+    let n = rows.len().max(1) as f64;
+    let means: Vec<f64> = (0..d)
+        .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
+        .collect();
+    let mut a: Vec<Vec<f64>> = (0..d)
+        .map(|i| {
+            let mut row: Vec<f64> = (0..d)
+                .map(|j| {
+                    rows.iter()
+                        .map(|r| (r[i] - means[i]) * (r[j] - means[j]))
+                        .sum::<f64>()
+                        / n
+                        + if i == j { 0.01 } else { 0.0 }
+                })
+                .collect();
+            row.extend((0..d).map(|j| if i == j { 1.0 } else { 0.0 }));
+            row
+        })
+        .collect();
+    for col in 0..d {
+        let pivot = (col..d).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
+        a.swap(col, pivot);
+        let p = a[col][col];
+        if p.abs() < 1e-12 {
+            return None;
+        }
+        for v in &mut a[col] {
+            *v /= p;
+        }
+        for r in 0..d {
+            if r != col {
+                let f = a[r][col];
+                if f != 0.0 {
+                    let pivot_row = a[col].clone();
+                    for (v, pv) in a[r].iter_mut().zip(&pivot_row) {
+                        *v -= f * pv;
+                    }
+                }
+            }
+        }
+    }
+    Some(a.into_iter().map(|row| row[d..].to_vec()).collect())
+}
+
+/// The per-key model state.
+#[derive(Debug, Clone)]
+pub struct KeyModel {
+    cfg: ModelConfig,
+    names: Vec<String>,
+    dims: usize,
+    recent: VecDeque<Vec<f64>>,
+    history: VecDeque<Row>,
+    seasonal: SeasonalProfile,
+    forest: Option<(IsolationForest, Baseline)>,
+    deviation: Option<Deviation>,
+    likelihood: Likelihood,
+    range: Option<(Vec<f64>, Vec<f64>)>,
+    version: u64,
+    since_train: usize,
+    last_vector: Vec<f64>,
+    last_expected: Vec<f64>,
+    scored: VecDeque<ReplayWindow>,
+    threshold: Option<ThresholdDecision>,
+    excluded_run: usize,
+    period: Period,
+}
+
+/// Input names of the model for the given base names.
+pub fn input_names(cfg: &ModelConfig, base: &[String]) -> Vec<String> {
+    let mut names = base.to_vec();
+    if cfg.algorithm == Algorithm::RobustForest {
+        for suffix in ["local", "delta", "season"] {
+            names.extend(base.iter().map(|n| format!("{n}@{suffix}")));
+        }
+    }
+    for lag in 1..=cfg.shingle {
+        names.extend(base.iter().map(|n| format!("{n}@t-{lag}")));
+    }
+    names
+}
+
+/// The base feature an input name belongs to (`p99_latency@t-1` → `p99_latency`).
+pub fn base_name(input: &str) -> &str {
+    input.split_once('@').map_or(input, |(b, _)| b)
+}
+
+impl KeyModel {
+    /// A fresh model for a key.
+    pub fn new(cfg: ModelConfig, base: &[String]) -> Result<Self, DetectionError> {
+        cfg.validate(base.len())?;
+        Ok(Self {
+            names: input_names(&cfg, base),
+            dims: base.len(),
+            recent: VecDeque::new(),
+            history: VecDeque::new(),
+            seasonal: SeasonalProfile::new(base.len(), cfg.seasonality),
+            forest: None,
+            deviation: None,
+            likelihood: Likelihood::new(cfg.likelihood),
+            range: None,
+            version: 0,
+            since_train: 0,
+            last_vector: Vec::new(),
+            last_expected: Vec::new(),
+            scored: VecDeque::new(),
+            threshold: None,
+            excluded_run: 0,
+            period: Period::None,
+            cfg,
+        })
+    }
+
+    /// Model input names (base names, derived components, lags).
+    pub fn input_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Current model version (0 before the first model).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The forest, once trained.
+    pub fn forest(&self) -> Option<&IsolationForest> {
+        self.forest.as_ref().map(|(f, _)| f)
+    }
+
+    /// Windows collected towards (or beyond) warm-up.
+    pub fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// The seasonal profile in use.
+    pub fn period(&self) -> Period {
+        self.seasonal.period()
+    }
+
+    /// Time covered by the seasonal profile (ms).
+    pub fn seasonal_span_ms(&self) -> i64 {
+        self.seasonal.span_ms()
+    }
+
+    /// Recent out-of-sample windows (what thresholds are derived from).
+    pub fn scored(&self) -> &VecDeque<ReplayWindow> {
+        &self.scored
+    }
+
+    /// The threshold in force, once derived.
+    pub fn threshold(&self) -> Option<&ThresholdDecision> {
+        self.threshold.as_ref()
+    }
+
+    /// Sets the threshold in force.
+    pub fn set_threshold(&mut self, d: ThresholdDecision) {
+        self.threshold = Some(d);
+    }
+
+    /// Learns a window the model considers normal: training history, seasonal profile, range.
+    /// When the seasonal period changes, scores before it describe another model: the
+    /// out-of-sample record and the likelihood start again (and the threshold recalibrates).
+    fn learn(&mut self, ts: i64, x: &[f64], ctx: Vec<f64>) {
+        self.history.push_back(Row {
+            ts,
+            x: x.to_vec(),
+            ctx,
+        });
+        while self.history.len() > self.cfg.history {
+            self.history.pop_front();
+        }
+        self.seasonal.observe(ts, x);
+        let period = self.seasonal.period();
+        if period != self.period {
+            self.period = period;
+            self.scored.clear();
+            self.likelihood = Likelihood::new(self.cfg.likelihood);
+            self.threshold = None;
+        }
+        let (lo, hi) = self.range.get_or_insert_with(|| (x.to_vec(), x.to_vec()));
+        for (j, &v) in x.iter().enumerate() {
+            lo[j] = lo[j].min(v);
+            hi[j] = hi[j].max(v);
+        }
+    }
+
+    fn context(&self, x: &[f64]) -> Vec<f64> {
+        let mut ctx = Vec::with_capacity(x.len() * (2 + self.cfg.shingle));
+        if self.cfg.algorithm == Algorithm::RobustForest {
+            let n = self.recent.len();
+            let w = self.cfg.local_window.min(n);
+            for (j, &v) in x.iter().enumerate() {
+                let past: Vec<f64> = self.recent.iter().skip(n - w).map(|r| r[j]).collect();
+                let local = if past.is_empty() { v } else { median(&past) };
+                ctx.push(v - local);
+            }
+            for (j, &v) in x.iter().enumerate() {
+                let prev = self.recent.back().map_or(v, |r| r[j]);
+                ctx.push(v - prev);
+            }
+        }
+        for lag in 0..self.cfg.shingle {
+            let n = self.recent.len();
+            let prev = n.checked_sub(lag + 1).and_then(|i| self.recent.get(i));
+            ctx.extend_from_slice(prev.map_or(x, Vec::as_slice));
+        }
+        ctx
+    }
+
+    fn expected(&self, ts: i64, x_len: usize) -> Vec<f64> {
+        (0..x_len)
+            .map(|j| {
+                self.seasonal.expected(ts, j).unwrap_or_else(|| {
+                    self.deviation
+                        .as_ref()
+                        .map_or(0.0, |d| d.medians.get(j).copied().unwrap_or(0.0))
+                })
+            })
+            .collect()
+    }
+
+    fn vector(&self, x: &[f64], ctx: &[f64], expected: &[f64]) -> Vec<f64> {
+        let mut v = Vec::with_capacity(self.names.len());
+        v.extend_from_slice(x);
+        if self.cfg.algorithm == Algorithm::RobustForest {
+            let d = x.len();
+            v.extend_from_slice(&ctx[..2 * d]);
+            v.extend(x.iter().zip(expected).map(|(a, e)| a - e));
+            v.extend_from_slice(&ctx[2 * d..]);
+        } else {
+            v.extend_from_slice(ctx);
+        }
+        v
+    }
+
+    fn train(&mut self) -> Result<(), DetectionError> {
+        // Deviation statistics first: the seasonal residual of old rows uses today's profile.
+        let d = self.dims;
+        let mut medians = Vec::with_capacity(d);
+        let mut scales = Vec::with_capacity(d);
+        for j in 0..d {
+            let col: Vec<f64> = self.history.iter().map(|r| r.x[j]).collect();
+            medians.push(median(&col));
+        }
+        let provisional = Deviation {
+            medians: medians.clone(),
+            scales: vec![1.0; d],
+            inverse: None,
+        };
+        self.deviation = Some(provisional);
+        let rows: Vec<(Vec<f64>, Vec<f64>)> = self
+            .history
+            .iter()
+            .map(|r| {
+                let e = self.expected(r.ts, d);
+                (self.vector(&r.x, &r.ctx, &e), e)
+            })
+            .collect();
+        for j in 0..d {
+            let resid: Vec<f64> = self
+                .history
+                .iter()
+                .zip(&rows)
+                .map(|(r, (_, e))| r.x[j] - e[j])
+                .collect();
+            let m = median(&resid);
+            let abs: Vec<f64> = resid.iter().map(|v| (v - m).abs()).collect();
+            let scale = (1.4826 * mad(&resid, m))
+                .max(1.2533 * mean(&abs))
+                .max(self.cfg.min_scales[j])
+                .max(1e-9);
+            scales.push(scale);
+        }
+        let scaled: Vec<Vec<f64>> = self
+            .history
+            .iter()
+            .zip(&rows)
+            .map(|(r, (_, e))| (0..d).map(|j| (r.x[j] - e[j]) / scales[j]).collect())
+            .collect();
+        let inverse = (d > 1).then(|| ridge_inverse(&scaled, d)).flatten();
+        self.deviation = Some(Deviation {
+            medians,
+            scales,
+            inverse,
+        });
+        let vectors: Vec<Vec<f64>> = rows.into_iter().map(|(v, _)| v).collect();
+        let forest_cfg = ForestConfig {
+            seed: self.cfg.forest.seed.wrapping_add(self.version + 1),
+            ..self.cfg.forest
+        };
+        let forest = IsolationForest::fit(&vectors, forest_cfg)?;
+        let baseline = Baseline::fit(&vectors)?;
+        self.forest = Some((forest, baseline));
+        self.version += 1;
+        self.since_train = 0;
+        Ok(())
+    }
+
+    /// Largest robust z of a feature's deviation (and its index), and the relation z: the
+    /// Mahalanobis distance of the scaled deviations per feature (`√(eᵀΣ⁻¹e / d)`), which is
+    /// large when features that move together stop doing so although each one is ordinary.
+    fn max_z(&self, x: &[f64], expected: &[f64]) -> ((f64, usize), f64) {
+        let Some(dev) = &self.deviation else {
+            return ((0.0, 0), 0.0);
+        };
+        let mut best = (0.0, 0);
+        let e: Vec<f64> = x
+            .iter()
+            .zip(expected)
+            .enumerate()
+            .map(|(j, (&v, &m))| (v - m) / dev.scales[j])
+            .collect();
+        for (j, z) in e.iter().enumerate() {
+            if z.abs() > best.0 {
+                best = (z.abs(), j);
+            }
+        }
+        let relation = dev.inverse.as_ref().map_or(best.0, |inv| {
+            let q: f64 = (0..e.len())
+                .map(|a| e[a] * (0..e.len()).map(|b| inv[a][b] * e[b]).sum::<f64>())
+                .sum();
+            (q.max(0.0) / e.len() as f64).sqrt()
+        });
+        (best, relation)
+    }
+
+    /// The range guard: the first feature whose value lies beyond the range of every value seen
+    /// so far by more than `range_tolerance` of that range and deviates from its baseline by at
+    /// least `z_guard` scales (after `guard_min_windows` of history).
+    fn out_of_range(&self, x: &[f64], expected: &[f64]) -> Option<usize> {
+        let (lo, hi) = self.range.as_ref()?;
+        let dev = self.deviation.as_ref()?;
+        let needed = self.cfg.guard_min_windows.min(self.cfg.history);
+        if self.cfg.range_tolerance <= 0.0 || self.history.len() < needed {
+            return None;
+        }
+        x.iter().enumerate().position(|(j, &v)| {
+            let tol = self.cfg.range_tolerance * (hi[j] - lo[j]);
+            let beyond = v > hi[j] + tol || v < lo[j] - tol;
+            beyond && (v - expected[j]).abs() >= self.cfg.z_guard * dev.scales[j]
+        })
+    }
+
+    /// Observes one window's base values at `ts` (window start); `floor_ok` records whether a
+    /// flag on it would pass the floors (for threshold derivation).
+    pub fn observe(&mut self, ts: i64, x: &[f64], floor_ok: bool) -> Result<Step, DetectionError> {
+        if x.len() != self.dims {
+            return Err(DetectionError::DimensionMismatch {
+                expected: self.dims,
+                got: x.len(),
+            });
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(DetectionError::NonFinite { feature: i });
+        }
+        let ctx = self.context(x);
+        let expected = self.expected(ts, x.len());
+        let step = match &self.forest {
+            None => {
+                self.learn(ts, x, ctx.clone());
+                let seen = self.history.len();
+                if seen >= self.cfg.warmup {
+                    self.train()?;
+                }
+                self.last_vector = self.vector(x, &ctx, &expected);
+                Step::WarmingUp {
+                    seen,
+                    needed: self.cfg.warmup,
+                }
+            }
+            Some((forest, _)) => {
+                let v = self.vector(x, &ctx, &expected);
+                let s = forest.score(&v)?;
+                let (max_z, relation) = self.max_z(x, &expected);
+                let guard = self.out_of_range(x, &expected);
+                let forced = guard.is_some();
+                let score = match self.cfg.algorithm {
+                    Algorithm::IsolationForest if forced => s.max(max_z.0 / (max_z.0 + 3.0)),
+                    Algorithm::IsolationForest => s,
+                    Algorithm::RobustForest => {
+                        let w = self.cfg.residual_weight;
+                        let z = max_z.0.max(relation);
+                        let r = z * z / (z * z + 9.0);
+                        let l = self.likelihood.update((1.0 - w) * s + w * r);
+                        if forced { 1.0 } else { l }
+                    }
+                };
+                let max_z = guard.map_or(max_z, |j| {
+                    let dev = self.deviation.as_ref().map_or(1.0, |d| d.scales[j]);
+                    ((x[j] - expected[j]).abs() / dev, j)
+                });
+                let flagged = forced || score >= self.cfg.algorithm.exclude_level();
+                self.excluded_run = if flagged { self.excluded_run + 1 } else { 0 };
+                let adapted = self.cfg.adapt_after > 0 && self.excluded_run > self.cfg.adapt_after;
+                if !flagged || adapted {
+                    self.learn(ts, x, ctx);
+                }
+                self.scored.push_back(ReplayWindow {
+                    start_ms: ts,
+                    score,
+                    forced,
+                    floor_ok,
+                });
+                while self.scored.len() > self.cfg.history {
+                    self.scored.pop_front();
+                }
+                self.last_vector = v;
+                let version = self.version;
+                self.since_train += 1;
+                if self.cfg.retrain_every > 0 && self.since_train >= self.cfg.retrain_every {
+                    self.train()?;
+                }
+                Step::Scored(KeyScore {
+                    score,
+                    forced,
+                    max_z,
+                    model_version: version,
+                })
+            }
+        };
+        self.last_expected = expected;
+        self.recent.push_back(x.to_vec());
+        let keep = self.cfg.local_window.max(self.cfg.shingle).max(1);
+        while self.recent.len() > keep {
+            self.recent.pop_front();
+        }
+        Ok(step)
+    }
+
+    /// Explains the last observed window: forest contributions per input, with the base
+    /// features' typical value set to their seasonal baseline (or history median) and their
+    /// robust z to the deviation z (`None` before the first model).
+    pub fn explain_last(&self) -> Option<Result<Explanation, DetectionError>> {
+        let (forest, baseline) = self.forest.as_ref()?;
+        let dev = self.deviation.as_ref()?;
+        let mut e = match explain(forest, baseline, &self.last_vector, &self.names) {
+            Ok(e) => e,
+            Err(err) => return Some(Err(err)),
+        };
+        for c in &mut e.contributions {
+            if let Some(j) = self.names[..self.dims].iter().position(|n| *n == c.feature) {
+                let typical = self.last_expected.get(j).copied().unwrap_or(c.typical);
+                c.typical = typical;
+                c.robust_z =
+                    ((c.actual - typical).abs() / dev.scales[j]).min(crate::explain::Z_CAP);
+            }
+        }
+        Some(Ok(e))
+    }
+}

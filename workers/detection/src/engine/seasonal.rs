@@ -1,0 +1,222 @@
+//! Seasonal baselines: the typical value of each feature per hour of the week (or of the day),
+//! learned from unflagged windows, so a residual `x − typical(hour)` says whether a value is
+//! normal *for this time*. Night-time traffic at noon is an outage; at night it is not.
+//!
+//! Every hour-of-week slot keeps the last [`PER_SLOT`] values per feature (a fixed ring, so
+//! memory is bounded: 168 × 16 × features values per key). The weekly profile is used once the
+//! observed windows span two weeks; before that the daily profile (the same hour of every day
+//! pooled) once they span two days; before that none, and the core says so on `ModelTrained`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::median;
+
+/// One hour in milliseconds.
+pub const HOUR_MS: i64 = 3_600_000;
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+/// One week in milliseconds.
+pub const WEEK_MS: i64 = 7 * DAY_MS;
+/// Values kept per hour-of-week slot and feature.
+pub const PER_SLOT: usize = 16;
+const SLOTS: usize = 168;
+
+/// Which seasonal profile the residuals use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Period {
+    /// History shorter than two days (or seasonality off): no seasonal baseline.
+    None,
+    /// Hour of day (history spans at least two days).
+    Daily,
+    /// Hour of week (history spans at least two weeks).
+    Weekly,
+}
+
+impl Period {
+    /// Lower-case name for messages and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::None => "none",
+            Period::Daily => "daily",
+            Period::Weekly => "weekly",
+        }
+    }
+}
+
+/// What seasonality a detector may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SeasonalityMode {
+    /// Weekly once two weeks are covered, daily once two days are.
+    #[default]
+    Auto,
+    /// At most the daily profile.
+    Daily,
+    /// No seasonal baseline.
+    Off,
+}
+
+/// A ring of recent values of one slot and feature.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Ring {
+    values: Vec<f64>,
+    next: usize,
+}
+
+impl Ring {
+    fn push(&mut self, v: f64) {
+        if self.values.len() < PER_SLOT {
+            self.values.push(v);
+        } else {
+            self.values[self.next] = v;
+            self.next = (self.next + 1) % PER_SLOT;
+        }
+    }
+}
+
+/// Hour-of-week profile of every feature of one key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeasonalProfile {
+    dims: usize,
+    mode: SeasonalityMode,
+    slots: Vec<Ring>,
+    /// Cached median per hour-of-week slot and feature.
+    weekly: Vec<Option<f64>>,
+    /// Cached median per hour of day (7 slots pooled) and feature.
+    daily: Vec<Option<f64>>,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+}
+
+/// Hour-of-week slot of a time (0 = Monday 00:00 UTC).
+pub fn hour_of_week(ts_ms: i64) -> usize {
+    // 1970-01-01 was a Thursday: shift by three days so slot 0 is Monday.
+    let h = (ts_ms + 3 * DAY_MS)
+        .div_euclid(HOUR_MS)
+        .rem_euclid(SLOTS as i64);
+    h as usize
+}
+
+impl SeasonalProfile {
+    /// An empty profile for `dims` features.
+    pub fn new(dims: usize, mode: SeasonalityMode) -> Self {
+        Self {
+            dims,
+            mode,
+            slots: vec![Ring::default(); SLOTS * dims],
+            weekly: vec![None; SLOTS * dims],
+            daily: vec![None; 24 * dims],
+            first_ms: None,
+            last_ms: None,
+        }
+    }
+
+    /// Learns one (unflagged) window.
+    pub fn observe(&mut self, ts_ms: i64, x: &[f64]) {
+        if self.mode == SeasonalityMode::Off {
+            return;
+        }
+        let slot = hour_of_week(ts_ms);
+        for (j, &v) in x.iter().enumerate().take(self.dims) {
+            let k = slot * self.dims + j;
+            self.slots[k].push(v);
+            self.weekly[k] = Some(median(&self.slots[k].values));
+            let pooled: Vec<f64> = (0..7)
+                .flat_map(|d| {
+                    self.slots[((slot % 24) + 24 * d) * self.dims + j]
+                        .values
+                        .iter()
+                })
+                .copied()
+                .collect();
+            self.daily[(slot % 24) * self.dims + j] = Some(median(&pooled));
+        }
+        self.first_ms = Some(self.first_ms.map_or(ts_ms, |f| f.min(ts_ms)));
+        self.last_ms = Some(self.last_ms.map_or(ts_ms, |l| l.max(ts_ms)));
+    }
+
+    /// Time covered by the learned windows (ms).
+    pub fn span_ms(&self) -> i64 {
+        match (self.first_ms, self.last_ms) {
+            (Some(f), Some(l)) => l - f,
+            _ => 0,
+        }
+    }
+
+    /// The profile in use for the covered span.
+    pub fn period(&self) -> Period {
+        let span = self.span_ms();
+        match self.mode {
+            SeasonalityMode::Off => Period::None,
+            SeasonalityMode::Auto if span >= 2 * WEEK_MS => Period::Weekly,
+            SeasonalityMode::Auto | SeasonalityMode::Daily if span >= 2 * DAY_MS => Period::Daily,
+            _ => Period::None,
+        }
+    }
+
+    /// Typical value of feature `j` at `ts_ms` under the current period (`None` without one or
+    /// when the slot has no values yet).
+    pub fn expected(&self, ts_ms: i64, j: usize) -> Option<f64> {
+        if j >= self.dims {
+            return None;
+        }
+        let slot = hour_of_week(ts_ms);
+        match self.period() {
+            Period::None => None,
+            Period::Weekly => self.weekly[slot * self.dims + j],
+            Period::Daily => self.daily[(slot % 24) * self.dims + j],
+        }
+    }
+
+    /// Typical values of every feature at `ts_ms` (`None` per feature without a baseline).
+    pub fn expected_all(&self, ts_ms: i64) -> Vec<Option<f64>> {
+        (0..self.dims).map(|j| self.expected(ts_ms, j)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monday_midnight_is_slot_zero() {
+        // 2024-01-01 00:00 UTC was a Monday.
+        let monday = 1_704_067_200_000;
+        assert_eq!(hour_of_week(monday), 0);
+        assert_eq!(hour_of_week(monday + 25 * HOUR_MS), 25);
+        assert_eq!(hour_of_week(monday - HOUR_MS), 167);
+    }
+
+    #[test]
+    fn daily_after_two_days_weekly_after_two_weeks() {
+        let mut p = SeasonalProfile::new(1, SeasonalityMode::Auto);
+        let step = 300_000;
+        let mut t = 0;
+        while t <= 15 * DAY_MS {
+            let hour = (t / HOUR_MS) % 24;
+            // Weekends (slots of days 5 and 6 from Monday) are half as busy.
+            let dow = (hour_of_week(t) / 24) as i64;
+            let weekend = if dow >= 5 { 0.5 } else { 1.0 };
+            let v = if (8..20).contains(&hour) { 100.0 } else { 10.0 } * weekend;
+            p.observe(t, &[v]);
+            if t == DAY_MS {
+                assert_eq!(p.period(), Period::None);
+                assert_eq!(p.expected(t, 0), None);
+            }
+            if t == 3 * DAY_MS {
+                assert_eq!(p.period(), Period::Daily);
+            }
+            t += step;
+        }
+        assert_eq!(p.period(), Period::Weekly);
+        // Noon on a weekday vs noon at the weekend vs 03:00.
+        let monday_noon = 4 * DAY_MS + 12 * HOUR_MS; // 1970-01-05 was a Monday
+        assert_eq!(hour_of_week(monday_noon), 12);
+        assert_eq!(p.expected(monday_noon, 0), Some(100.0));
+        assert_eq!(p.expected(monday_noon + 5 * DAY_MS, 0), Some(50.0));
+        assert_eq!(p.expected(monday_noon - 9 * HOUR_MS, 0), Some(10.0));
+        let mut off = SeasonalProfile::new(1, SeasonalityMode::Off);
+        off.observe(0, &[1.0]);
+        off.observe(20 * DAY_MS, &[1.0]);
+        assert_eq!(off.period(), Period::None);
+    }
+}
