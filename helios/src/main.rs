@@ -20,6 +20,8 @@ struct Cli {
 /// The roles of the binary.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Replay recorded events through a Detector: what would have alerted, and with labels how well.
+    Backtest(cmd::backtest::Args),
     /// Write the CRD YAML generated from the API types (or --check it is current).
     Crdgen(cmd::crdgen::Args),
     /// Run a detector worker: Kafka events → windows → model → anomalies (PostgreSQL, Kafka, report hook).
@@ -53,6 +55,7 @@ impl Command {
     /// The subcommand's name (used as the OpenTelemetry service name suffix).
     fn name(&self) -> &'static str {
         match self {
+            Command::Backtest(_) => "backtest",
             Command::Crdgen(_) => "crdgen",
             Command::Detect(_) => "detect",
             Command::Eval(_) => "eval",
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     let service = format!("helios-{}", cli.command.name());
     let _telemetry = telemetry::init(cli.log_format, &service);
     let result = match &cli.command {
+        Command::Backtest(args) => cmd::backtest::run(args).map_err(|e| e.to_string()),
         Command::Crdgen(args) => cmd::crdgen::run(args).map_err(|e| e.to_string()),
         Command::Detect(args) => block_on(helios_detect::run((**args).clone())),
         Command::Eval(args) => cmd::eval::run(args).map_err(|e| e.to_string()),

@@ -202,3 +202,44 @@ fn eval_multivariate_prints_per_series_and_overall() {
         .unwrap();
     assert!((adjusted_recall - 1.0).abs() < 1e-9, "{overall}");
 }
+
+/// Quality pin on the seeded multivariate generator (seed 42): the core's overall point F1
+/// and ROC-AUC, and that it beats every baseline of the same run on both.
+#[test]
+fn multivariate_generator_scores_are_pinned_against_the_baselines() {
+    let dir = std::env::temp_dir().join(format!("helios-gen-{}", std::process::id()));
+    let bin = env!("CARGO_BIN_EXE_helios");
+    let gen_out = Command::new(bin)
+        .args(["eval", "gen-multivariate", "--seed", "42", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(gen_out.status.success(), "{gen_out:?}");
+    let out = Command::new(bin)
+        .args(["eval", "multivariate", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    let row = |method: &str| -> (f64, f64) {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("| {method} |")))
+            .unwrap_or_else(|| panic!("{method} missing: {text}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let f1: f64 = cells[2].split('/').nth(2).unwrap().trim().parse().unwrap();
+        (f1, cells[4].parse().unwrap())
+    };
+    let (f1, auc) = row("helios core");
+    assert!((f1 - 0.295).abs() <= 0.03, "point F1 {f1}\n{text}");
+    assert!((auc - 0.8845).abs() <= 0.02, "ROC-AUC {auc}\n{text}");
+    for b in ["random", "max abs z", "PCA error"] {
+        let (bf1, bauc) = row(b);
+        assert!(
+            f1 > bf1 && auc > bauc,
+            "{b}: {bf1} {bauc} vs {f1} {auc}\n{text}"
+        );
+    }
+}

@@ -167,7 +167,7 @@ pub fn run(dir: &Path, detector: Option<&Path>) -> Result<(), Error> {
         "| series | rows | anomalies | point P / R / F1 | point-adjusted P / R / F1 | ROC-AUC | PR-AUC | event P / R / F1 |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    let methods = ["helios core", "random", "max |z|", "PCA error"];
+    let methods = ["helios core", "random", "max abs z", "PCA error"];
     let mut totals = vec![Figures::default(); methods.len()];
     for name in &names {
         let set = load_multivariate(dir, name)?;

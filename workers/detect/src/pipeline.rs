@@ -439,7 +439,7 @@ mod tests {
             }
         }
         let mut cfg = DetectorConfig::from_json(&spec.to_string(), "ns/det").unwrap();
-        // One-second windows: the range guard may act after the warm-up, not after a day.
+        // One-second windows: the range guard acts after the warm-up, not after a day.
         cfg.core.model.guard_min_windows = 20;
         cfg
     }

@@ -15,7 +15,7 @@
 //!   score storm).
 //!
 //! Both: the **range guard** flags a window whatever the threshold when a value lies beyond
-//! the range of every value seen so far by more than `range_tolerance` of that range and its
+//! the range of every value learnt so far by more than `range_tolerance` of that range and its
 //! deviation reaches `z_guard` scales (once `guard_min_windows` are in the history), since the
 //! forest groups values beyond its training range with the maximum. It scores 1
 //! (RobustForest) or `max(s, z/(z+3))` (IsolationForest). Within the range only the model
@@ -92,7 +92,7 @@ pub struct ModelConfig {
     /// Range guard: how far beyond the range seen a value must lie, as a fraction of that
     /// range (0 = guard off).
     pub range_tolerance: f64,
-    /// History windows needed before the range guard is active (capped at `history`).
+    /// Windows seen before the range guard is active.
     pub guard_min_windows: usize,
     /// Range guard: the robust z an out-of-range value must also reach.
     pub z_guard: f64,
@@ -266,6 +266,7 @@ pub struct KeyModel {
     threshold: Option<ThresholdDecision>,
     excluded_run: usize,
     period: Period,
+    seen: usize,
 }
 
 /// Input names of the model for the given base names.
@@ -309,6 +310,7 @@ impl KeyModel {
             threshold: None,
             excluded_run: 0,
             period: Period::None,
+            seen: 0,
             cfg,
         })
     }
@@ -358,7 +360,9 @@ impl KeyModel {
         self.threshold = Some(d);
     }
 
-    /// Learns a window the model considers normal: training history, seasonal profile, range.
+    /// Learns a window the model considers normal: training history, seasonal profile, the
+    /// range the guard checks (so a sustained shift stays guarded until it is learnt as the
+    /// new normal after `adapt_after` windows).
     /// When the seasonal period changes, scores before it describe another model: the
     /// out-of-sample record and the likelihood start again (and the threshold recalibrates).
     fn learn(&mut self, ts: i64, x: &[f64], ctx: Vec<f64>) {
@@ -531,8 +535,7 @@ impl KeyModel {
     fn out_of_range(&self, x: &[f64], expected: &[f64]) -> Option<usize> {
         let (lo, hi) = self.range.as_ref()?;
         let dev = self.deviation.as_ref()?;
-        let needed = self.cfg.guard_min_windows.min(self.cfg.history);
-        if self.cfg.range_tolerance <= 0.0 || self.history.len() < needed {
+        if self.cfg.range_tolerance <= 0.0 || self.seen < self.cfg.guard_min_windows {
             return None;
         }
         x.iter().enumerate().position(|(j, &v)| {
@@ -620,6 +623,7 @@ impl KeyModel {
             }
         };
         self.last_expected = expected;
+        self.seen += 1;
         self.recent.push_back(x.to_vec());
         let keep = self.cfg.local_window.max(self.cfg.shingle).max(1);
         while self.recent.len() > keep {
@@ -628,24 +632,42 @@ impl KeyModel {
         Ok(step)
     }
 
-    /// Explains the last observed window: forest contributions per input, with the base
-    /// features' typical value set to their seasonal baseline (or history median) and their
-    /// robust z to the deviation z (`None` before the first model).
+    /// Explains the last observed window per base feature: the forest contributions of a
+    /// feature's inputs (value, residuals, lags) summed, its actual value, its typical value
+    /// (seasonal baseline or history median) and its deviation's robust z; most responsible
+    /// first (`None` before the first model).
     pub fn explain_last(&self) -> Option<Result<Explanation, DetectionError>> {
         let (forest, baseline) = self.forest.as_ref()?;
         let dev = self.deviation.as_ref()?;
-        let mut e = match explain(forest, baseline, &self.last_vector, &self.names) {
+        let e = match explain(forest, baseline, &self.last_vector, &self.names) {
             Ok(e) => e,
             Err(err) => return Some(Err(err)),
         };
-        for c in &mut e.contributions {
-            if let Some(j) = self.names[..self.dims].iter().position(|n| *n == c.feature) {
-                let typical = self.last_expected.get(j).copied().unwrap_or(c.typical);
-                c.typical = typical;
-                c.robust_z =
-                    ((c.actual - typical).abs() / dev.scales[j]).min(crate::explain::Z_CAP);
+        let mut out: Vec<crate::explain::FeatureContribution> = self.names[..self.dims]
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let actual = self.last_vector[j];
+                let typical = self.last_expected.get(j).copied().unwrap_or(actual);
+                crate::explain::FeatureContribution {
+                    feature: name.clone(),
+                    actual,
+                    typical,
+                    robust_z: ((actual - typical).abs() / dev.scales[j]).min(crate::explain::Z_CAP),
+                    contribution: 0.0,
+                }
+            })
+            .collect();
+        for c in &e.contributions {
+            let base = base_name(&c.feature);
+            if let Some(o) = out.iter_mut().find(|o| o.feature == base) {
+                o.contribution += c.contribution;
             }
         }
-        Some(Ok(e))
+        out.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+        Some(Ok(Explanation {
+            score: e.score,
+            contributions: out,
+        }))
     }
 }

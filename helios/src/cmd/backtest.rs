@@ -1,0 +1,908 @@
+//! `helios backtest`: replay recorded events through the detector core `helios detect` runs
+//! and print what would have alerted; with ground-truth labels, how well.
+//!
+//! `helios backtest -f detector.yaml --events FILE [--from TIME] [--to TIME] [--labels FILE]`
+//!
+//! Events (NDJSON, one [`Event`] per line, in timestamp order) are fed to
+//! [`Pipeline`] exactly as the worker feeds a single partition: windows close as the watermark
+//! (newest event time − allowed lateness) crosses a window end, unknown keys start with an
+//! empty history, and the last windows close at the end of the file. Events older than the
+//! watermark are dropped as late (counted), bad lines are counted and skipped.
+//!
+//! `--from` starts the *report*, not the replay: earlier events of the file still train the
+//! detector (as a detector that had been running would have been), but only windows and
+//! alerts from `--from` on are counted. Events at or after `--to` are skipped.
+//!
+//! With `--labels` (the JSON of `helios traffic --scenario weeks --labels FILE`) an incident
+//! applies to a key whose events come from the incident's service (and endpoint, for an
+//! endpoint incident). It is *caught* when an alert of such a key begins in a window that ends
+//! after the incident starts and starts at most [`GRACE_WINDOWS`] windows after it ends; its
+//! delay is the number of hops from the window holding the incident start to the firing
+//! window. Alerts matching no incident are false alerts. Window-wise, a window is positive
+//! when it overlaps an incident of its key and predicted when the model flagged it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use helios_detect::pipeline::{Closing, Ingested, Pipeline};
+use helios_detect::records::{severity_name, ts};
+use helios_detect::status::rfc3339;
+use helios_detection::alert::Severity;
+use helios_detection::engine::model::base_name;
+use helios_detection::event::{Event, parse_rfc3339_ms};
+use helios_detection::explain::FeatureContribution;
+use helios_traffic::scenario::{LabelledIncident, ScenarioLabels};
+
+use crate::cmd::detector_file::{self, DetectorFileError};
+
+/// Windows after an incident's end in which an alert still counts as catching it.
+pub const GRACE_WINDOWS: i64 = 2;
+/// Bad lines quoted in the report.
+const SHOWN_BAD_LINES: usize = 5;
+/// Features shown per alert.
+const TOP_FEATURES: usize = 3;
+/// Progress steps over the file's bytes (every 5%).
+const PROGRESS_STEPS: u64 = 20;
+const DAY_MS: f64 = 86_400_000.0;
+
+/// Arguments of `helios backtest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The Detector to replay (YAML: a whole Detector object or its spec).
+    #[arg(short = 'f', long = "file", value_name = "DETECTOR")]
+    file: PathBuf,
+    /// Recorded events: NDJSON, one event per line, in timestamp order (what
+    /// `helios traffic --out` writes; `timestamp` in epoch ms or RFC 3339).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "topic",
+        conflicts_with = "topic"
+    )]
+    events: Option<PathBuf>,
+    /// Read the events from this Kafka topic instead (not supported yet: use --events).
+    #[arg(long, value_name = "T")]
+    topic: Option<String>,
+    /// Report windows and alerts from this time on (RFC 3339, YYYY-MM-DD or epoch ms); earlier
+    /// events of the file still warm the detector up.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    from: Option<i64>,
+    /// Replay only events before this time (RFC 3339, YYYY-MM-DD or epoch ms).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    to: Option<i64>,
+    /// Ground truth (`helios traffic --scenario weeks --labels FILE`): adds incidents caught,
+    /// detection delay, false alerts per key per day and window precision/recall/F1.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// Range guard: also flag a window when a feature's robust z reaches this (0 = off), as
+    /// `helios detect --z-guard`; default: the same as `helios detect`.
+    #[arg(long, value_name = "Z")]
+    z_guard: Option<f64>,
+    /// Range guard: windows a key must have seen before the guard acts, as
+    /// `helios detect --guard-after-windows`; default: the same as `helios detect`.
+    #[arg(long, value_name = "N")]
+    guard_after_windows: Option<usize>,
+    /// No progress on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Why a backtest failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Detector file is unusable (names the path and the field).
+    #[error(transparent)]
+    Detector(#[from] DetectorFileError),
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// The events file cannot be read.
+    #[error("--events {path}: {source}")]
+    Events {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The events file holds no usable event.
+    #[error("--events {path}: {detail}")]
+    NoEvents {
+        /// The file.
+        path: String,
+        /// What was found instead.
+        detail: String,
+    },
+    /// The labels file cannot be read or parsed.
+    #[error("--labels {path}: {source}")]
+    Labels {
+        /// The file.
+        path: String,
+        /// The I/O or JSON error.
+        source: std::io::Error,
+    },
+    /// The detector core failed while scoring.
+    #[error("scoring: {0}")]
+    Detection(#[from] helios_detection::DetectionError),
+}
+
+/// Parses `--from`/`--to`: epoch milliseconds, RFC 3339, or a UTC date `YYYY-MM-DD`.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let text = if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_string()
+    };
+    parse_rfc3339_ms(&text)
+        .map_err(|_| format!("{s:?} is not a time (RFC 3339, YYYY-MM-DD or epoch milliseconds)"))
+}
+
+/// Run the subcommand: replay, then print the report to stdout.
+pub fn run(args: &Args) -> Result<(), Error> {
+    if let Some(topic) = &args.topic {
+        return Err(Error::Usage(format!(
+            "--topic {topic}: reading events from Kafka is not supported yet: use --events FILE"
+        )));
+    }
+    let Some(events) = &args.events else {
+        return Err(Error::Usage("--events FILE is required".into()));
+    };
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from >= to
+    {
+        return Err(Error::Usage(format!(
+            "--from {} is not before --to {}",
+            time(from),
+            time(to)
+        )));
+    }
+    let det_path = args.file.display().to_string();
+    let spec = detector_file::read_spec(&args.file)?;
+    let name = args.file.file_stem().map_or_else(
+        || "backtest".to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let mut cfg = detector_file::detector_config(&spec, &name, &det_path)?;
+    // The worker-level tunables `helios detect` applies on top of the spec.
+    if let Some(z) = args.z_guard {
+        cfg.core.model.z_guard = z.max(0.0);
+    }
+    if let Some(n) = args.guard_after_windows {
+        cfg.core.model.guard_min_windows = n;
+    }
+    let pipeline = Pipeline::new(cfg).map_err(|e| Error::Usage(format!("{det_path}: {e}")))?;
+    let labels = match &args.labels {
+        Some(p) => Some(ScenarioLabels::load(p).map_err(|source| Error::Labels {
+            path: p.display().to_string(),
+            source,
+        })?),
+        None => None,
+    };
+    let mut replay = Replay::new(pipeline, labels, args.from, args.to);
+    replay.read_file(events, !args.quiet)?;
+    let report = replay.report(&det_path, &events.display().to_string());
+    print!("{report}");
+    Ok(())
+}
+
+/// Counts of what happened to the lines of the file.
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    /// Non-empty lines.
+    lines: u64,
+    /// Lines that are not an event.
+    bad: u64,
+    /// The first few bad lines: (line number, error).
+    bad_shown: Vec<(u64, String)>,
+    /// Events at or after --to (skipped).
+    after_to: u64,
+    /// Accepted events before --from (they only train the detector).
+    before_from: u64,
+    /// Events the selector does not match.
+    filtered: u64,
+    /// Events older than the watermark (dropped).
+    late: u64,
+    /// Events added to windows.
+    accepted: u64,
+    /// Windows scored.
+    windows: u64,
+}
+
+/// What one key saw.
+#[derive(Debug, Clone, Default)]
+struct KeyStats {
+    services: BTreeSet<String>,
+    endpoints: BTreeSet<String>,
+    windows: u64,
+    warmup: u64,
+    anomalous: u64,
+    alerts: u64,
+    tp: u64,
+    fp: u64,
+    fn_: u64,
+}
+
+impl KeyStats {
+    /// Whether an incident concerns this key's events.
+    fn applies(&self, i: &LabelledIncident) -> bool {
+        self.services.contains(&i.service)
+            && i.endpoint
+                .as_ref()
+                .is_none_or(|ep| self.endpoints.contains(ep))
+    }
+}
+
+/// One alert that would have fired.
+#[derive(Debug, Clone)]
+struct AlertRow {
+    key: String,
+    start_ms: i64,
+    fired_start_ms: i64,
+    fired_end_ms: i64,
+    severity: Severity,
+    score: f64,
+    top: Vec<FeatureContribution>,
+}
+
+/// The replay state.
+struct Replay {
+    pipeline: Pipeline,
+    labels: Option<ScenarioLabels>,
+    from: Option<i64>,
+    to: Option<i64>,
+    size_ms: i64,
+    hop_ms: i64,
+    lateness_ms: i64,
+    /// Index of the last window end the watermark crossed.
+    closed_index: Option<i64>,
+    min_ts: Option<i64>,
+    max_ts: Option<i64>,
+    keys: BTreeMap<String, KeyStats>,
+    alerts: Vec<AlertRow>,
+    counts: Counts,
+}
+
+impl Replay {
+    fn new(
+        pipeline: Pipeline,
+        labels: Option<ScenarioLabels>,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Self {
+        let w = pipeline.config().window;
+        Self {
+            pipeline,
+            labels,
+            from,
+            to,
+            size_ms: w.size_ms,
+            hop_ms: w.hop_ms,
+            lateness_ms: w.allowed_lateness_ms,
+            closed_index: None,
+            min_ts: None,
+            max_ts: None,
+            keys: BTreeMap::new(),
+            alerts: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Replays an NDJSON file, with progress on stderr every 5% of its bytes.
+    fn read_file(&mut self, path: &Path, progress: bool) -> Result<(), Error> {
+        let name = path.display().to_string();
+        let io_err = |source| Error::Events {
+            path: name.clone(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io_err)?;
+        let total = file.metadata().map_err(io_err)?.len();
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        let gz_name = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        if gz_name
+            || reader
+                .fill_buf()
+                .map_err(io_err)?
+                .starts_with(&[0x1f, 0x8b])
+        {
+            return Err(Error::Usage(format!(
+                "--events {name}: gzip input is not supported (flate2 is not a dependency of \
+                 helios): decompress it first, e.g. `gunzip -k {name}`"
+            )));
+        }
+        let mut line = Vec::with_capacity(512);
+        let (mut read, mut line_no, mut step) = (0u64, 0u64, 0u64);
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            line_no += 1;
+            self.line(line_no, &line)?;
+            if progress && total > 0 {
+                let now = read.saturating_mul(PROGRESS_STEPS) / total;
+                if now > step {
+                    step = now;
+                    eprintln!(
+                        "replayed {}% ({} events, {} windows)",
+                        now * 100 / PROGRESS_STEPS,
+                        human(self.counts.accepted),
+                        human(self.counts.windows)
+                    );
+                }
+            }
+        }
+        self.finish()?;
+        if self.counts.lines == self.counts.bad {
+            let detail = match self.counts.bad_shown.first() {
+                Some((l, e)) => format!(
+                    "no valid event ({} bad lines; line {l}: {e})",
+                    self.counts.bad
+                ),
+                None => "no valid event (the file is empty)".to_string(),
+            };
+            return Err(Error::NoEvents { path: name, detail });
+        }
+        if self.counts.accepted == 0 {
+            let c = &self.counts;
+            return Err(Error::NoEvents {
+                path: name,
+                detail: format!(
+                    "none of its {} events was replayed ({} at or after --to, {} not \
+                     matched by the detector's selector, {} late)",
+                    c.lines - c.bad,
+                    c.after_to,
+                    c.filtered,
+                    c.late
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// One line of the file.
+    fn line(&mut self, line_no: u64, raw: &[u8]) -> Result<(), Error> {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        self.counts.lines += 1;
+        match serde_json::from_slice::<Event>(raw) {
+            Ok(e) => self.event(&e),
+            Err(err) => {
+                self.counts.bad += 1;
+                if self.counts.bad_shown.len() < SHOWN_BAD_LINES {
+                    self.counts.bad_shown.push((line_no, err.to_string()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Feeds one event and closes what the watermark allows.
+    fn event(&mut self, e: &Event) -> Result<(), Error> {
+        let t = e.timestamp_ms;
+        if self.to.is_some_and(|to| t >= to) {
+            self.counts.after_to += 1;
+            return Ok(());
+        }
+        let key = match self.pipeline.ingest(e) {
+            Ingested::Filtered => {
+                self.counts.filtered += 1;
+                return Ok(());
+            }
+            Ingested::Late => {
+                self.counts.late += 1;
+                return Ok(());
+            }
+            Ingested::Accepted { key, .. } => key,
+        };
+        self.counts.accepted += 1;
+        self.counts.before_from += u64::from(self.from.is_some_and(|f| t < f));
+        let ks = self.keys.entry(key).or_default();
+        if !ks.services.contains(&e.service) {
+            ks.services.insert(e.service.clone());
+        }
+        let endpoint = e
+            .endpoint
+            .as_deref()
+            .unwrap_or(helios_detect::partition::MISSING);
+        if !ks.endpoints.contains(endpoint) {
+            ks.endpoints.insert(endpoint.to_string());
+        }
+        self.min_ts = Some(self.min_ts.map_or(t, |m| m.min(t)));
+        let max = self.max_ts.map_or(t, |m| m.max(t));
+        self.max_ts = Some(max);
+        let bound = max.saturating_sub(self.lateness_ms);
+        let index = bound.saturating_sub(self.size_ms).div_euclid(self.hop_ms);
+        if self.closed_index.is_none_or(|c| index > c) {
+            self.closed_index = Some(index);
+            let closing = self.pipeline.close(bound);
+            self.process(closing)?;
+        }
+        Ok(())
+    }
+
+    /// Closes every window still holding an event (end of the file).
+    fn finish(&mut self) -> Result<(), Error> {
+        if let Some(bound) = self.pipeline.flush_bound() {
+            let closing = self.pipeline.close(bound);
+            self.process(closing)?;
+        }
+        Ok(())
+    }
+
+    /// Scores closed windows and records windows and alerts.
+    fn process(&mut self, closing: Closing) -> Result<(), Error> {
+        if closing.windows.is_empty() {
+            return Ok(());
+        }
+        for key in self.pipeline.unknown_keys(&closing.windows) {
+            self.pipeline.restore(&key, &[])?;
+        }
+        let scored = self.pipeline.score(closing.windows)?;
+        let from = self.from.unwrap_or(i64::MIN);
+        for w in scored.windows.iter().filter(|w| w.window.start_ms >= from) {
+            self.counts.windows += 1;
+            let ks = self.keys.entry(w.key.clone()).or_default();
+            ks.windows += 1;
+            ks.warmup += u64::from(w.window.score.is_none());
+            let predicted = w.window.anomalous;
+            ks.anomalous += u64::from(predicted);
+            if let Some(labels) = &self.labels {
+                let positive = labels.incidents.iter().any(|i| {
+                    ks.applies(i) && i.start_ms < w.window.end_ms && w.window.start_ms < i.end_ms
+                });
+                match (positive, predicted) {
+                    (true, true) => ks.tp += 1,
+                    (false, true) => ks.fp += 1,
+                    (true, false) => ks.fn_ += 1,
+                    (false, false) => {}
+                }
+            }
+        }
+        for f in scored
+            .fired
+            .into_iter()
+            .filter(|f| f.fired_window_start_ms >= from)
+        {
+            if let Some(ks) = self.keys.get_mut(&f.alert.partition_key) {
+                ks.alerts += 1;
+            }
+            self.alerts.push(AlertRow {
+                key: f.alert.partition_key,
+                start_ms: f.alert.start_ms,
+                fired_start_ms: f.fired_window_start_ms,
+                fired_end_ms: f.alert.window_end_ms,
+                severity: f.alert.severity,
+                score: f.alert.score,
+                top: top_features(&f.alert.drivers, &f.explanation.contributions),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether an alert catches an incident (the key must concern it).
+    fn catches(&self, a: &AlertRow, i: &LabelledIncident) -> bool {
+        self.keys.get(&a.key).is_some_and(|ks| ks.applies(i))
+            && a.start_ms + self.size_ms > i.start_ms
+            && a.start_ms <= i.end_ms + GRACE_WINDOWS * self.size_ms
+    }
+
+    /// Keys with windows in the reported time.
+    fn reported(&self) -> impl Iterator<Item = (&String, &KeyStats)> {
+        self.keys.iter().filter(|(_, ks)| ks.windows > 0)
+    }
+
+    /// The reported time: from the first replayed event (or --from) to the last event.
+    fn span(&self) -> (i64, i64) {
+        let last = self.max_ts.unwrap_or(0);
+        let first = self.min_ts.unwrap_or(0).max(self.from.unwrap_or(i64::MIN));
+        (first.min(last), last)
+    }
+
+    /// Reported days (at least one window).
+    fn days(&self) -> f64 {
+        let (first, last) = self.span();
+        ((last - first).max(self.size_ms) as f64) / DAY_MS
+    }
+
+    /// The Markdown report.
+    fn report(&self, detector: &str, events: &str) -> String {
+        let mut out = String::new();
+        let c = &self.counts;
+        let _ = writeln!(out, "# Backtest of {detector} on {events}\n");
+        let (first, last) = self.span();
+        let warmup = if c.before_from > 0 {
+            format!(
+                " ({} of them before --from: they only train the detector)",
+                c.before_from
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "Replayed {} events{warmup}; reported {} keys, {} windows ({} to {}, {:.1} days; \
+             window {}, hop {}, allowed lateness {}).",
+            c.accepted,
+            self.reported().count(),
+            c.windows,
+            time(first),
+            time(last),
+            self.days(),
+            duration(self.size_ms),
+            duration(self.hop_ms),
+            duration(self.lateness_ms)
+        );
+        let _ = writeln!(
+            out,
+            "Skipped: {} bad lines, {} at or after --to, {} not matched by the selector, {} \
+             late{}.",
+            c.bad,
+            c.after_to,
+            c.filtered,
+            c.late,
+            if c.late > 0 {
+                " (older than the watermark: is the file in timestamp order?)"
+            } else {
+                ""
+            }
+        );
+        if !c.bad_shown.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nBad lines (first {} of {}):",
+                c.bad_shown.len(),
+                c.bad
+            );
+            for (l, e) in &c.bad_shown {
+                let _ = writeln!(out, "- line {l}: {e}");
+            }
+        }
+        let incidents = self.incident_outcomes();
+        self.alerts_table(&mut out);
+        self.keys_table(&mut out, incidents.as_deref());
+        if let Some(incidents) = &incidents {
+            self.incidents_table(&mut out, incidents);
+        }
+        self.overall(&mut out, incidents.as_deref());
+        out
+    }
+
+    fn alerts_table(&self, out: &mut String) {
+        let _ = writeln!(out, "\n## Alerts ({})\n", self.alerts.len());
+        if self.alerts.is_empty() {
+            let _ = writeln!(out, "No alert would have fired.");
+            return;
+        }
+        let labelled = self.labels.is_some();
+        let _ = writeln!(
+            out,
+            "| fired | episode start | key | severity | score | top features{} |",
+            if labelled { " | incident" } else { "" }
+        );
+        let _ = writeln!(
+            out,
+            "|---|---|---|---|---|---|{}",
+            if labelled { "---|" } else { "" }
+        );
+        for a in &self.alerts {
+            let top: Vec<String> = a
+                .top
+                .iter()
+                .map(|f| format!("{} {} ({})", f.feature, num(f.actual), num(f.typical)))
+                .collect();
+            let _ = write!(
+                out,
+                "| {} | {} | {} | {} | {:.3} | {} |",
+                time(a.fired_end_ms),
+                time(a.start_ms),
+                a.key,
+                severity_name(a.severity),
+                a.score,
+                top.join(", ")
+            );
+            if let Some(labels) = &self.labels {
+                let ids: Vec<&str> = labels
+                    .incidents
+                    .iter()
+                    .filter(|i| self.catches(a, i))
+                    .map(|i| i.id.as_str())
+                    .collect();
+                let _ = write!(
+                    out,
+                    " {} |",
+                    if ids.is_empty() {
+                        "false alert".to_string()
+                    } else {
+                        ids.join(", ")
+                    }
+                );
+            }
+            out.push('\n');
+        }
+    }
+
+    /// Per labelled incident: whether it concerns the replay, and its first catching alert.
+    fn incident_outcomes(&self) -> Option<Vec<IncidentOutcome<'_>>> {
+        let labels = self.labels.as_ref()?;
+        let (first, last) = self.span();
+        let outcomes = labels
+            .incidents
+            .iter()
+            .map(|i| {
+                let in_range = i.start_ms <= last && i.end_ms > first;
+                let has_key = self.reported().any(|(_, ks)| ks.applies(i));
+                let first_alert = self
+                    .alerts
+                    .iter()
+                    .filter(|a| self.catches(a, i))
+                    .min_by_key(|a| a.fired_start_ms);
+                IncidentOutcome {
+                    incident: i,
+                    relevant: in_range && has_key,
+                    first_alert,
+                }
+            })
+            .collect();
+        Some(outcomes)
+    }
+
+    fn keys_table(&self, out: &mut String, incidents: Option<&[IncidentOutcome<'_>]>) {
+        let _ = writeln!(out, "\n## Keys ({})\n", self.reported().count());
+        let days = self.days();
+        if incidents.is_some() {
+            let _ = writeln!(
+                out,
+                "| key | windows | warm-up | anomalous | alerts | incidents caught | false \
+                 alerts | false alerts/day | precision | recall | F1 |"
+            );
+            let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+        } else {
+            let _ = writeln!(out, "| key | windows | warm-up | anomalous | alerts |");
+            let _ = writeln!(out, "|---|---|---|---|---|");
+        }
+        for (key, ks) in self.reported() {
+            let _ = write!(
+                out,
+                "| {key} | {} | {} | {} | {} |",
+                ks.windows, ks.warmup, ks.anomalous, ks.alerts
+            );
+            if let Some(incidents) = incidents {
+                let mine: Vec<&IncidentOutcome<'_>> = incidents
+                    .iter()
+                    .filter(|o| o.relevant && ks.applies(o.incident))
+                    .collect();
+                let caught = mine
+                    .iter()
+                    .filter(|o| {
+                        self.alerts
+                            .iter()
+                            .any(|a| &a.key == key && self.catches(a, o.incident))
+                    })
+                    .count();
+                let false_alerts = self.false_alerts(Some(key));
+                let (p, r, f) = prf(ks.tp, ks.fp, ks.fn_);
+                let _ = write!(
+                    out,
+                    " {caught}/{} | {false_alerts} | {:.2} | {p} | {r} | {f} |",
+                    mine.len(),
+                    false_alerts as f64 / days
+                );
+            }
+            out.push('\n');
+        }
+    }
+
+    /// Alerts (of one key, or all) that catch no incident.
+    fn false_alerts(&self, key: Option<&str>) -> usize {
+        let Some(labels) = &self.labels else {
+            return 0;
+        };
+        self.alerts
+            .iter()
+            .filter(|a| key.is_none_or(|k| a.key == k))
+            .filter(|a| !labels.incidents.iter().any(|i| self.catches(a, i)))
+            .count()
+    }
+
+    fn incidents_table(&self, out: &mut String, incidents: &[IncidentOutcome<'_>]) {
+        let _ = writeln!(out, "\n## Incidents ({})\n", incidents.len());
+        let _ = writeln!(
+            out,
+            "| id | kind | service | start | end | caught | delay (windows) | first alert |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for o in incidents {
+            let i = o.incident;
+            let service = match &i.endpoint {
+                Some(ep) => format!("{} {ep}", i.service),
+                None => i.service.clone(),
+            };
+            let (caught, delay, first) = match (o.relevant, o.first_alert) {
+                (false, _) => ("not replayed".to_string(), "–".to_string(), "–".to_string()),
+                (true, None) => ("missed".to_string(), "–".to_string(), "–".to_string()),
+                (true, Some(a)) => {
+                    let incident_window = i.start_ms.div_euclid(self.hop_ms) * self.hop_ms;
+                    let delay = ((a.fired_start_ms - incident_window) / self.hop_ms).max(0);
+                    (
+                        "caught".to_string(),
+                        delay.to_string(),
+                        format!("{} {}", time(a.fired_end_ms), a.key),
+                    )
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {service} | {} | {} | {caught} | {delay} | {first} |",
+                i.id,
+                i.kind,
+                time(i.start_ms),
+                time(i.end_ms)
+            );
+        }
+    }
+
+    fn overall(&self, out: &mut String, incidents: Option<&[IncidentOutcome<'_>]>) {
+        let c = &self.counts;
+        let anomalous: u64 = self.keys.values().map(|k| k.anomalous).sum();
+        let _ = write!(
+            out,
+            "\noverall: {} keys, {} windows, {} anomalous, {} alerts",
+            self.reported().count(),
+            c.windows,
+            anomalous,
+            self.alerts.len()
+        );
+        if let Some(incidents) = incidents {
+            let relevant = incidents.iter().filter(|o| o.relevant).count();
+            let caught = incidents
+                .iter()
+                .filter(|o| o.relevant && o.first_alert.is_some())
+                .count();
+            let false_alerts = self.false_alerts(None);
+            let keys = self.reported().count().max(1) as f64;
+            let per_key_day = false_alerts as f64 / (keys * self.days());
+            let (tp, fp, fn_) = self
+                .keys
+                .values()
+                .fold((0, 0, 0), |(a, b, c), k| (a + k.tp, b + k.fp, c + k.fn_));
+            let (p, r, f) = prf(tp, fp, fn_);
+            let _ = write!(
+                out,
+                "; incidents caught {caught}/{relevant}; false alerts {false_alerts} \
+                 ({per_key_day:.2} per key per day); windows precision {p} recall {r} F1 {f}"
+            );
+        }
+        out.push('\n');
+    }
+}
+
+/// A labelled incident after the replay.
+struct IncidentOutcome<'a> {
+    incident: &'a LabelledIncident,
+    /// A replayed key concerns it and it overlaps the replayed time.
+    relevant: bool,
+    /// The earliest-firing alert that catches it.
+    first_alert: Option<&'a AlertRow>,
+}
+
+/// The alert's top base features, most responsible first (the alert's drivers, then the
+/// rest of the explanation), each with its own value and training median: derived model
+/// inputs (`p99_latency@season`, `@t-1`, …) count for their base feature.
+fn top_features(
+    drivers: &[String],
+    contributions: &[FeatureContribution],
+) -> Vec<FeatureContribution> {
+    let mut bases: Vec<&str> = Vec::new();
+    let names = drivers
+        .iter()
+        .map(String::as_str)
+        .chain(contributions.iter().map(|c| c.feature.as_str()));
+    for name in names {
+        let base = base_name(name);
+        if !bases.contains(&base) {
+            bases.push(base);
+        }
+    }
+    bases
+        .into_iter()
+        .filter_map(|b| {
+            contributions
+                .iter()
+                .find(|c| c.feature == b)
+                .or_else(|| contributions.iter().find(|c| base_name(&c.feature) == b))
+                .map(|c| FeatureContribution {
+                    feature: b.to_string(),
+                    ..c.clone()
+                })
+        })
+        .take(TOP_FEATURES)
+        .collect()
+}
+
+/// Precision, recall and F1 as text (`–` when undefined).
+fn prf(tp: u64, fp: u64, fn_: u64) -> (String, String, String) {
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    let p = ratio(tp, tp + fp);
+    let r = ratio(tp, tp + fn_);
+    let f = match (p, r) {
+        (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+        (Some(_), Some(_)) => Some(0.0),
+        _ => None,
+    };
+    let text = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.2}"));
+    (text(p), text(r), text(f))
+}
+
+/// Epoch ms as RFC 3339 (UTC, whole seconds).
+fn time(ms: i64) -> String {
+    rfc3339(ts(ms))
+}
+
+/// Milliseconds as `5m`, `30s`, `1h`, `250ms`.
+fn duration(ms: i64) -> String {
+    if ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    helios_detect::status::human(std::time::Duration::from_millis(ms.unsigned_abs()))
+}
+
+/// A feature value with a precision that suits its size.
+fn num(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".to_string()
+    } else if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A count as `950`, `3.4k`, `1.2M`.
+fn human(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_in_three_forms() {
+        assert_eq!(parse_time("1500"), Ok(1500));
+        assert_eq!(parse_time("1970-01-01T00:00:01.5Z"), Ok(1500));
+        assert_eq!(parse_time("1970-01-02"), Ok(86_400_000));
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn ratios_and_counts_format() {
+        assert_eq!(
+            prf(2, 2, 0),
+            ("0.50".to_string(), "1.00".to_string(), "0.67".to_string())
+        );
+        assert_eq!(prf(0, 0, 0).0, "–");
+        assert_eq!(human(1_234_567), "1.2M");
+        assert_eq!(human(3_400), "3.4k");
+        assert_eq!(duration(300_000), "5m");
+        assert_eq!(num(0.0123), "0.012");
+    }
+}
