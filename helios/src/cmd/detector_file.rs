@@ -84,3 +84,14 @@ pub fn default_spec(features: &[String]) -> Result<DetectorSpec, DetectorFileErr
     );
     parse_spec(&yaml, "<default Detector>")
 }
+
+/// The Detector of `path`, or the default Detector over `features`, with a name for messages.
+pub fn read_or_default(
+    path: Option<&Path>,
+    features: &[String],
+) -> Result<(DetectorSpec, String), DetectorFileError> {
+    match path {
+        Some(p) => Ok((read_spec(p)?, p.display().to_string())),
+        None => Ok((default_spec(features)?, "<default Detector>".to_string())),
+    }
+}

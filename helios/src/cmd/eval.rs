@@ -164,13 +164,8 @@ pub fn nab_runs(
     files: &[String],
     threads: usize,
 ) -> Result<Vec<(i64, NabRun)>, Error> {
-    let (mut spec, path) = match detector {
-        Some(p) => (detector_file::read_spec(p)?, p.display().to_string()),
-        None => (
-            detector_file::default_spec(&["metrics.value".to_string()])?,
-            "<default Detector>".to_string(),
-        ),
-    };
+    let (mut spec, path) =
+        detector_file::read_or_default(detector, &["metrics.value".to_string()])?;
     if spec.features.len() != 1 || spec.features[0].as_str() != "metrics.value" {
         return Err(Error::Usage(format!(
             "{path}: a NAB Detector has exactly one feature, metrics.value"

@@ -145,13 +145,7 @@ pub fn run(dir: &Path, detector: Option<&Path>) -> Result<(), Error> {
     let first = load_multivariate(dir, &names[0])?;
     let dims = first.train.first().map_or(0, Vec::len);
     let features: Vec<String> = (0..dims).map(|j| format!("metrics.f{j}")).collect();
-    let (spec, path) = match detector {
-        Some(p) => (detector_file::read_spec(p)?, p.display().to_string()),
-        None => (
-            detector_file::default_spec(&features)?,
-            "<default Detector>".to_string(),
-        ),
-    };
+    let (spec, path) = detector_file::read_or_default(detector, &features)?;
     let cfg = detector_file::detector_config(&spec, "multivariate", &path)?;
     if cfg.core.features.len() != dims {
         return Err(Error::Usage(format!(

@@ -14,6 +14,7 @@ use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -128,24 +129,38 @@ pub async fn produce(producer: &FutureProducer, topic: &str, batch: &[(String, V
 }
 
 /// Produces `batch` to `partition` of `topic` (by key when `None`) and waits for every ack.
+/// Messages are enqueued without waiting for each other (so the producer batches them); a
+/// full local queue is drained before enqueuing goes on.
 pub async fn produce_to(
     producer: &FutureProducer,
     topic: &str,
     partition: Option<i32>,
     batch: &[(String, Vec<u8>)],
 ) {
-    let sends: Vec<_> = batch
-        .iter()
-        .map(|(k, v)| {
-            let mut r = FutureRecord::to(topic).key(k).payload(v);
-            if let Some(p) = partition {
-                r = r.partition(p);
+    let mut pending = Vec::new();
+    for (k, v) in batch {
+        let mut record = FutureRecord::to(topic).key(k).payload(v);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    for d in pending.drain(..) {
+                        d.await.unwrap().unwrap();
+                    }
+                }
+                Err((e, _)) => panic!("producing to {topic}: {e}"),
             }
-            producer.send(r, Duration::from_secs(10))
-        })
-        .collect();
-    for f in sends {
-        f.await.unwrap();
+        }
+    }
+    for d in pending {
+        d.await.unwrap().unwrap();
     }
 }
 
