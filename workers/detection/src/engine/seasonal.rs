@@ -166,11 +166,6 @@ impl SeasonalProfile {
             Period::Daily => self.daily[(slot % 24) * self.dims + j],
         }
     }
-
-    /// Typical values of every feature at `ts_ms` (`None` per feature without a baseline).
-    pub fn expected_all(&self, ts_ms: i64) -> Vec<Option<f64>> {
-        (0..self.dims).map(|j| self.expected(ts_ms, j)).collect()
-    }
 }
 
 #[cfg(test)]
