@@ -173,7 +173,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         cfg.core.model.z_guard = z.max(0.0);
     }
     if let Some(n) = args.guard_after_windows {
-        cfg.core.model.guard_min_windows = n;
+        cfg.apply_guard_wait(n);
     }
     let pipeline = Pipeline::new(cfg).map_err(|e| Error::Usage(format!("{det_path}: {e}")))?;
     let labels = match &args.labels {

@@ -55,10 +55,12 @@ pub struct Args {
     /// Range guard: also flag a window when a feature's robust z reaches this (0 = off).
     #[arg(long, env = "HELIOS_DETECT_Z_GUARD", default_value_t = crate::config::DEFAULT_Z_GUARD)]
     pub z_guard: f64,
-    /// Range guard: windows a key must have seen before the guard acts (default a day of
-    /// 5-minute windows, so a first morning ramp is not an anomaly).
-    #[arg(long, env = "HELIOS_DETECT_GUARD_AFTER_WINDOWS", default_value_t = 288)]
-    pub guard_after_windows: usize,
+    /// Range guard: windows a key must have seen before the guard acts. Default: 288 (a day
+    /// of 5-minute windows, so a first morning ramp is not an anomaly) for gauges, and for
+    /// per-request features a week of scored windows (at most the history) to calibrate
+    /// their guard on; a value given here applies to both.
+    #[arg(long, env = "HELIOS_DETECT_GUARD_AFTER_WINDOWS")]
+    pub guard_after_windows: Option<usize>,
     /// Lambda function of the report hook; unset disables reports.
     #[arg(long, env = "HELIOS_REPORT_FUNCTION")]
     pub report_function: Option<String>,

@@ -6,6 +6,8 @@ use helios_crds::DetectorSpec;
 use helios_crds::detector::{AlertMode, Seasonality};
 use helios_detection::alert::{AlertPolicy, Mode, Severity, SeverityBand};
 use helios_detection::engine::CoreConfig;
+use helios_detection::engine::GUARD_ALERTS_PER_WEEK;
+use helios_detection::engine::model::GuardTail;
 use helios_detection::engine::model::{Algorithm, ModelConfig};
 use helios_detection::engine::seasonal::SeasonalityMode;
 use helios_detection::engine::threshold::ThresholdRule;
@@ -97,6 +99,20 @@ pub struct DetectorConfig {
 pub const DEFAULT_Z_GUARD: f64 = 3.0;
 
 impl DetectorConfig {
+    /// `--guard-after-windows`: the range guard of every feature acts after `n` windows (the
+    /// calibration of per-request features included).
+    pub fn apply_guard_wait(&mut self, n: usize) {
+        let core = &mut self.core;
+        core.model.guard_min_windows = n;
+        core.model.guard_tail = Some(GuardTail::new(
+            &core.features,
+            core.hop_ms,
+            GUARD_ALERTS_PER_WEEK,
+            &core.model,
+            Some(n),
+        ));
+    }
+
     /// Parses the JSON spec and the `namespace/name` id.
     pub fn from_json(spec_json: &str, detector: &str) -> Result<Self, ConfigError> {
         let spec: DetectorSpec = serde_json::from_str(spec_json)?;

@@ -88,7 +88,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
 pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let mut cfg = DetectorConfig::from_json(&args.detector_config, &args.detector)?;
     cfg.core.model.z_guard = args.z_guard.max(0.0);
-    cfg.core.model.guard_min_windows = args.guard_after_windows;
+    if let Some(n) = args.guard_after_windows {
+        cfg.apply_guard_wait(n);
+    }
     let idle_close = match &args.idle_close {
         Some(text) => {
             helios_crds::common::parse_duration(text).map_err(|source| ConfigError::Duration {

@@ -439,8 +439,9 @@ mod tests {
             }
         }
         let mut cfg = DetectorConfig::from_json(&spec.to_string(), "ns/det").unwrap();
-        // One-second windows: the range guard acts after the warm-up, not after a day.
-        cfg.core.model.guard_min_windows = 20;
+        // One-second windows: the range guard acts after the warm-up, not after a day (or
+        // a week of calibration).
+        cfg.apply_guard_wait(20);
         cfg
     }
 

@@ -81,6 +81,12 @@ pub fn min_scale(name: &str) -> f64 {
     }
 }
 
+/// Whether a feature is a statistic of the window's requests (its noise depends on how many
+/// there are), not a gauge the events carry (`metrics.<name>`).
+pub fn per_request(name: &str) -> bool {
+    !name.starts_with("metrics.")
+}
+
 /// A feature as a detector computes it: a request feature, or the window mean of the numeric
 /// metric `metrics.<name>` (its index into the detector's metric list).
 #[derive(Debug, Clone, PartialEq, Eq)]

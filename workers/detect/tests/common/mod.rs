@@ -215,7 +215,7 @@ pub fn args(
         restore_windows: 0,
         idle_close: Some(idle.to_string()),
         z_guard: helios_detect::config::DEFAULT_Z_GUARD,
-        guard_after_windows: 20,
+        guard_after_windows: Some(20),
         report_function: None,
         lambda_endpoint: None,
         report_bucket: None,

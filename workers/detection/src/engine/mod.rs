@@ -29,6 +29,10 @@ use model::{KeyModel, ModelConfig, Step, base_name};
 use seasonal::Period;
 use threshold::{ThresholdDecision, ThresholdRule, decide};
 
+/// How often per key and week the range guard may flag healthy traffic on its own: each
+/// feature's guard z is calibrated to this share of the key's windows.
+pub const GUARD_ALERTS_PER_WEEK: f64 = 1.0;
+
 /// Everything a detector core needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CoreConfig {
@@ -104,7 +108,18 @@ pub struct StoredVerdict {
 
 impl DetectorCore {
     /// Validates the configuration and creates an empty core.
-    pub fn new(cfg: CoreConfig) -> Result<Self, DetectionError> {
+    pub fn new(mut cfg: CoreConfig) -> Result<Self, DetectionError> {
+        if cfg.model.guard_tail.is_none() {
+            // Whatever the threshold rule, so scores never depend on it. Gauges
+            // (`metrics.*`) keep the fixed z.
+            cfg.model.guard_tail = Some(model::GuardTail::new(
+                &cfg.features,
+                cfg.hop_ms,
+                GUARD_ALERTS_PER_WEEK,
+                &cfg.model,
+                None,
+            ));
+        }
         cfg.model.validate(cfg.features.len())?;
         let mut seen = std::collections::BTreeSet::new();
         if let Some(dup) = cfg.features.iter().find(|f| !seen.insert(f.as_str())) {

@@ -32,7 +32,7 @@ use crate::DetectionError;
 use crate::alert::ReplayWindow;
 use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
 use crate::engine::seasonal::{Period, SeasonalProfile, SeasonalityMode};
-use crate::engine::threshold::ThresholdDecision;
+use crate::engine::threshold::{ThresholdDecision, tail_quantile};
 use crate::explain::{Baseline, Explanation, explain};
 use crate::forest::{ForestConfig, IsolationForest};
 use crate::stats::{mad, mean, median};
@@ -96,6 +96,10 @@ pub struct ModelConfig {
     pub guard_min_windows: usize,
     /// Range guard: the robust z an out-of-range value must also reach.
     pub z_guard: f64,
+    /// Range guard calibration of the features whose noise depends on how many requests a
+    /// window holds (`None`: every feature guards at `z_guard`).
+    #[serde(default)]
+    pub guard_tail: Option<GuardTail>,
     /// Per base feature: the smallest scale a deviation is measured in (near-constant guard).
     pub min_scales: Vec<f64>,
     /// Flagged windows in a row after which flagged windows are learnt again (a new normal;
@@ -125,6 +129,7 @@ impl ModelConfig {
             range_tolerance: 0.1,
             guard_min_windows: 288,
             z_guard: 3.0,
+            guard_tail: None,
             min_scales: features
                 .iter()
                 .map(|f| crate::features::min_scale(f))
@@ -153,6 +158,53 @@ impl ModelConfig {
     }
 }
 
+/// How the range guard of per-request features is calibrated. A p99 over twenty night-time
+/// requests is far noisier than over two thousand at noon, which no fixed z knows: such a
+/// feature's guard z is the largest of `z_guard`, the largest of its recent out-of-sample
+/// deviations and their exponential tail extrapolated to `rate`, so it guards only beyond
+/// what the feature recently did by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardTail {
+    /// Per-window probability the guard z is extrapolated to.
+    pub rate: f64,
+    /// Scored windows a calibrated feature needs before its guard acts.
+    pub min_windows: usize,
+    /// Per base feature: whether it is calibrated.
+    pub features: Vec<bool>,
+}
+
+impl GuardTail {
+    /// The calibration of `features` for windows `hop_ms` apart: the guard may flag about
+    /// `per_week` windows per key and week on its own, split over the features; a calibrated
+    /// feature waits `wait` scored windows, or by default a week of them (at most `history`,
+    /// at least `guard_min_windows`).
+    pub fn new(
+        features: &[String],
+        hop_ms: i64,
+        per_week: f64,
+        model: &ModelConfig,
+        wait: Option<usize>,
+    ) -> Self {
+        let windows_per_week = crate::engine::seasonal::WEEK_MS as f64 / hop_ms.max(1) as f64;
+        let dims = features.len().max(1) as f64;
+        let week = (windows_per_week.ceil() as usize)
+            .min(model.history)
+            .max(model.guard_min_windows);
+        Self {
+            rate: per_week / windows_per_week / dims,
+            min_windows: wait.unwrap_or(week),
+            features: features
+                .iter()
+                .map(|f| crate::features::per_request(f))
+                .collect(),
+        }
+    }
+
+    fn calibrates(&self, j: usize) -> bool {
+        self.features.get(j).copied().unwrap_or(false)
+    }
+}
+
 /// A training row: the base values, the threshold-free context (local residual, difference,
 /// lags) and its time (the seasonal residual is added when training).
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +221,8 @@ struct Deviation {
     scales: Vec<f64>,
     /// Inverse of the (ridged) covariance of the scaled deviations, for the relation z.
     inverse: Option<Vec<Vec<f64>>>,
+    /// Per feature: the robust z an out-of-range value must reach to be guarded.
+    guard_z: Vec<f64>,
 }
 
 /// The scored outcome of one window for one key.
@@ -263,6 +317,8 @@ pub struct KeyModel {
     last_vector: Vec<f64>,
     last_expected: Vec<f64>,
     scored: VecDeque<ReplayWindow>,
+    /// `|value − baseline|` per feature of the recent scored windows (guard calibration).
+    deviations: VecDeque<Vec<f64>>,
     threshold: Option<ThresholdDecision>,
     excluded_run: usize,
     period: Period,
@@ -307,6 +363,7 @@ impl KeyModel {
             last_vector: Vec::new(),
             last_expected: Vec::new(),
             scored: VecDeque::new(),
+            deviations: VecDeque::new(),
             threshold: None,
             excluded_run: 0,
             period: Period::None,
@@ -451,6 +508,7 @@ impl KeyModel {
             medians: medians.clone(),
             scales: vec![1.0; d],
             inverse: None,
+            guard_z: vec![self.cfg.z_guard; d],
         };
         self.deviation = Some(provisional);
         let rows: Vec<(Vec<f64>, Vec<f64>)> = self
@@ -483,10 +541,30 @@ impl KeyModel {
             .map(|(r, (_, e))| (0..d).map(|j| (r.x[j] - e[j]) / scales[j]).collect())
             .collect();
         let inverse = (d > 1).then(|| ridge_inverse(&scaled, d)).flatten();
+        // Out-of-sample deviations of every recent scored window (flagged ones too: the
+        // training history leaves them out, so its tail would be too thin), in today's scales:
+        // a value is guarded only beyond all of them and beyond their tail's extrapolation.
+        let guard_z = (0..d)
+            .map(|j| {
+                let tail = self
+                    .cfg
+                    .guard_tail
+                    .as_ref()
+                    .filter(|g| g.calibrates(j))
+                    .and_then(|g| {
+                        let z: Vec<f64> =
+                            self.deviations.iter().map(|r| r[j] / scales[j]).collect();
+                        let most = z.iter().copied().fold(0.0, f64::max);
+                        tail_quantile(&z, g.rate).map(|q| q.max(most))
+                    });
+                tail.map_or(self.cfg.z_guard, |q| q.max(self.cfg.z_guard))
+            })
+            .collect();
         self.deviation = Some(Deviation {
             medians,
             scales,
             inverse,
+            guard_z,
         });
         let vectors: Vec<Vec<f64>> = rows.into_iter().map(|(v, _)| v).collect();
         let forest_cfg = ForestConfig {
@@ -531,17 +609,26 @@ impl KeyModel {
 
     /// The range guard: the first feature whose value lies beyond the range of every value seen
     /// so far by more than `range_tolerance` of that range and deviates from its baseline by at
-    /// least `z_guard` scales (after `guard_min_windows` of history).
+    /// least its guard z in scales (after `guard_min_windows` of history).
     fn out_of_range(&self, x: &[f64], expected: &[f64]) -> Option<usize> {
         let (lo, hi) = self.range.as_ref()?;
         let dev = self.deviation.as_ref()?;
         if self.cfg.range_tolerance <= 0.0 || self.seen < self.cfg.guard_min_windows {
             return None;
         }
+        let calibrating = |j: usize| {
+            self.cfg
+                .guard_tail
+                .as_ref()
+                .is_some_and(|g| g.calibrates(j) && self.deviations.len() < g.min_windows)
+        };
         x.iter().enumerate().position(|(j, &v)| {
+            if calibrating(j) {
+                return false;
+            }
             let tol = self.cfg.range_tolerance * (hi[j] - lo[j]);
             let beyond = v > hi[j] + tol || v < lo[j] - tol;
-            beyond && (v - expected[j]).abs() >= self.cfg.z_guard * dev.scales[j]
+            beyond && (v - expected[j]).abs() >= dev.guard_z[j] * dev.scales[j]
         })
     }
 
@@ -607,6 +694,17 @@ impl KeyModel {
                 });
                 while self.scored.len() > self.cfg.history {
                     self.scored.pop_front();
+                }
+                if self.cfg.guard_tail.is_some() {
+                    self.deviations.push_back(
+                        x.iter()
+                            .zip(&expected)
+                            .map(|(a, e)| (a - e).abs())
+                            .collect(),
+                    );
+                    while self.deviations.len() > self.cfg.history {
+                        self.deviations.pop_front();
+                    }
                 }
                 self.last_vector = v;
                 let version = self.version;

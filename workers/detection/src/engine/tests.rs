@@ -295,3 +295,66 @@ fn bad_configurations_are_refused() {
     );
     assert!(mk(vec!["a".into()], ThresholdRule::Score(0.8)).is_ok());
 }
+
+/// Two weeks of one key whose p99 is that of 12 requests at night and 1,500 at peak
+/// (log-normal with a 2–5× slow tail: at night the p99 is the slowest request), then a sustained 8× p99 spike at peak: clean-day
+/// alerts and whether the spike pages, with the guard calibrated or at the fixed z.
+fn low_count_p99(calibrated: bool) -> (usize, bool) {
+    let features = ["event_count", "p99_latency"];
+    let mut c = core(&features, Algorithm::RobustForest, BUDGET);
+    if !calibrated {
+        let mut cfg = c.config().clone();
+        if let Some(g) = cfg.model.guard_tail.as_mut() {
+            g.features = vec![false; features.len()];
+        }
+        c = DetectorCore::new(cfg).expect("valid config");
+    }
+    let mut r = SplitMix64::new(11);
+    let n = 14 * DAY_MS / STEP;
+    let (mut fired_clean, mut fired_spike) = (0, false);
+    for i in 0..n + 6 {
+        let ts = i * STEP;
+        let requests = (1500.0 * load(ts).powi(3)).round().max(3.0) as usize;
+        let mut latencies: Vec<f64> = (0..requests)
+            .map(|_| {
+                let slow = if r.next_f64() < 0.02 {
+                    2.0 + 3.0 * r.next_f64()
+                } else {
+                    1.0
+                };
+                40.0 * (0.4 * gauss(&mut r)).exp() * slow
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let mut p99 = latencies[(requests * 99).div_ceil(100) - 1];
+        if i >= n {
+            p99 *= 8.0;
+        }
+        let v = c
+            .observe("k", ts, ts + STEP, &[requests as f64, p99])
+            .expect("observe");
+        let fired = matches!(v.transition, Transition::Fired(_));
+        if i >= n {
+            fired_spike |= fired;
+        } else if i > DAY_MS / STEP {
+            fired_clean += usize::from(fired);
+        }
+    }
+    (fired_clean, fired_spike)
+}
+
+#[test]
+fn a_calibrated_guard_does_not_page_for_the_noise_of_few_requests() {
+    let (fixed, _) = low_count_p99(false);
+    let (calibrated, spike) = low_count_p99(true);
+    println!("clean-day alerts: fixed z {fixed}, calibrated {calibrated}");
+    assert!(spike, "the 8× p99 spike pages");
+    assert!(
+        calibrated <= 4,
+        "calibrated: {calibrated} alerts in 13 clean days"
+    );
+    assert!(
+        fixed >= 2 * calibrated.max(3),
+        "fixed z: {fixed} vs calibrated {calibrated}"
+    );
+}
