@@ -140,8 +140,9 @@ pub struct ModelSpec {
     /// Algorithm: `RobustForest` (default) or `IsolationForest` (the bare forest score).
     #[serde(default)]
     pub algorithm: Algorithm,
-    /// Seasonal baseline: `Auto` (weekly once two weeks are seen, daily once two days are),
-    /// `Daily` (at most daily) or `Off`.
+    /// Seasonal baseline: `Auto` (weekly once two weeks are seen, or a week and a day when
+    /// every feature is a request feature; daily once two days are), `Daily` (at most daily)
+    /// or `Off`.
     #[serde(default)]
     pub seasonality: Seasonality,
     /// Number of trees.
@@ -204,7 +205,8 @@ pub enum Algorithm {
 /// Seasonal baseline of a detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum Seasonality {
-    /// Hour of week once two weeks are covered, hour of day once two days are.
+    /// Hour of week once two weeks are covered (a week and a day for request features only),
+    /// hour of day once two days are.
     #[default]
     Auto,
     /// Hour of day at most.

@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 use crate::DetectionError;
 use crate::alert::ReplayWindow;
 use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
-use crate::engine::seasonal::{Period, SeasonalProfile, SeasonalityMode};
+use crate::engine::seasonal::{
+    Period, REQUEST_WEEKLY_AFTER_MS, SeasonalProfile, SeasonalityMode, WEEKLY_AFTER_MS,
+};
 use crate::engine::threshold::{ThresholdDecision, tail_quantile};
 use crate::explain::{Baseline, Explanation, explain};
 use crate::forest::{ForestConfig, IsolationForest};
@@ -66,6 +68,10 @@ impl Algorithm {
     }
 }
 
+fn default_weekly_after() -> i64 {
+    WEEKLY_AFTER_MS
+}
+
 /// Settings of the per-key model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -89,6 +95,9 @@ pub struct ModelConfig {
     pub likelihood: LikelihoodConfig,
     /// Seasonal baseline mode.
     pub seasonality: SeasonalityMode,
+    /// Span of windows after which the weekly profile replaces the daily one (`Auto` mode).
+    #[serde(default = "default_weekly_after")]
+    pub weekly_after_ms: i64,
     /// Range guard: how far beyond the range seen a value must lie, as a fraction of that
     /// range (0 = guard off).
     pub range_tolerance: f64,
@@ -126,6 +135,11 @@ impl ModelConfig {
             residual_weight: 0.5,
             likelihood: LikelihoodConfig::default(),
             seasonality: SeasonalityMode::Auto,
+            weekly_after_ms: if features.iter().all(|f| crate::features::per_request(f)) {
+                REQUEST_WEEKLY_AFTER_MS
+            } else {
+                WEEKLY_AFTER_MS
+            },
             range_tolerance: 0.1,
             guard_min_windows: 288,
             z_guard: 3.0,
@@ -353,7 +367,7 @@ impl KeyModel {
             dims: base.len(),
             recent: VecDeque::new(),
             history: VecDeque::new(),
-            seasonal: SeasonalProfile::new(base.len(), cfg.seasonality),
+            seasonal: SeasonalProfile::new(base.len(), cfg.seasonality, cfg.weekly_after_ms),
             forest: None,
             deviation: None,
             likelihood: Likelihood::new(cfg.likelihood),

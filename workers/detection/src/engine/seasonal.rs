@@ -4,8 +4,10 @@
 //!
 //! Every hour-of-week slot keeps the last [`PER_SLOT`] values per feature (a fixed ring, so
 //! memory is bounded: 168 × 16 × features values per key). The weekly profile is used once the
-//! observed windows span two weeks; before that the daily profile (the same hour of every day
-//! pooled) once they span two days; before that none, and the core says so on `ModelTrained`.
+//! observed windows span its start (two weeks by default; [`REQUEST_WEEKLY_AFTER_MS`] for
+//! request traffic, which follows the working week); before that the daily profile (the same
+//! hour of every day pooled) once they span two days; before that none, and the core says so
+//! on `ModelTrained`.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +19,12 @@ pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 /// One week in milliseconds.
 pub const WEEK_MS: i64 = 7 * DAY_MS;
+/// When the weekly profile starts by default: two weeks of every slot.
+pub const WEEKLY_AFTER_MS: i64 = 2 * WEEK_MS;
+/// When the weekly profile of request traffic starts: a week and a day, since request rates
+/// follow the working week (a daily profile pooling weekend and weekday hours blurs a drop
+/// at a weekday peak).
+pub const REQUEST_WEEKLY_AFTER_MS: i64 = WEEK_MS + DAY_MS;
 /// Values kept per hour-of-week slot and feature.
 pub const PER_SLOT: usize = 16;
 const SLOTS: usize = 168;
@@ -28,7 +36,7 @@ pub enum Period {
     None,
     /// Hour of day (history spans at least two days).
     Daily,
-    /// Hour of week (history spans at least two weeks).
+    /// Hour of week (history spans the weekly start: two weeks, or a week and a day).
     Weekly,
 }
 
@@ -46,7 +54,7 @@ impl Period {
 /// What seasonality a detector may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SeasonalityMode {
-    /// Weekly once two weeks are covered, daily once two days are.
+    /// Weekly once the weekly start is covered, daily once two days are.
     #[default]
     Auto,
     /// At most the daily profile.
@@ -78,6 +86,7 @@ impl Ring {
 pub struct SeasonalProfile {
     dims: usize,
     mode: SeasonalityMode,
+    weekly_after_ms: i64,
     slots: Vec<Ring>,
     /// Cached median per hour-of-week slot and feature.
     weekly: Vec<Option<f64>>,
@@ -97,11 +106,13 @@ pub fn hour_of_week(ts_ms: i64) -> usize {
 }
 
 impl SeasonalProfile {
-    /// An empty profile for `dims` features.
-    pub fn new(dims: usize, mode: SeasonalityMode) -> Self {
+    /// An empty profile for `dims` features whose weekly profile starts once the windows span
+    /// `weekly_after_ms` (at least a week).
+    pub fn new(dims: usize, mode: SeasonalityMode, weekly_after_ms: i64) -> Self {
         Self {
             dims,
             mode,
+            weekly_after_ms: weekly_after_ms.max(WEEK_MS),
             slots: vec![Ring::default(); SLOTS * dims],
             weekly: vec![None; SLOTS * dims],
             daily: vec![None; 24 * dims],
@@ -147,7 +158,7 @@ impl SeasonalProfile {
         let span = self.span_ms();
         match self.mode {
             SeasonalityMode::Off => Period::None,
-            SeasonalityMode::Auto if span >= 2 * WEEK_MS => Period::Weekly,
+            SeasonalityMode::Auto if span >= self.weekly_after_ms => Period::Weekly,
             SeasonalityMode::Auto | SeasonalityMode::Daily if span >= 2 * DAY_MS => Period::Daily,
             _ => Period::None,
         }
@@ -183,7 +194,7 @@ mod tests {
 
     #[test]
     fn daily_after_two_days_weekly_after_two_weeks() {
-        let mut p = SeasonalProfile::new(1, SeasonalityMode::Auto);
+        let mut p = SeasonalProfile::new(1, SeasonalityMode::Auto, WEEKLY_AFTER_MS);
         let step = 300_000;
         let mut t = 0;
         while t <= 15 * DAY_MS {
@@ -209,7 +220,14 @@ mod tests {
         assert_eq!(p.expected(monday_noon, 0), Some(100.0));
         assert_eq!(p.expected(monday_noon + 5 * DAY_MS, 0), Some(50.0));
         assert_eq!(p.expected(monday_noon - 9 * HOUR_MS, 0), Some(10.0));
-        let mut off = SeasonalProfile::new(1, SeasonalityMode::Off);
+        // Request traffic: weekly after a week and a day.
+        let mut req = SeasonalProfile::new(1, SeasonalityMode::Auto, REQUEST_WEEKLY_AFTER_MS);
+        req.observe(0, &[1.0]);
+        req.observe(7 * DAY_MS, &[1.0]);
+        assert_eq!(req.period(), Period::Daily);
+        req.observe(8 * DAY_MS, &[1.0]);
+        assert_eq!(req.period(), Period::Weekly);
+        let mut off = SeasonalProfile::new(1, SeasonalityMode::Off, WEEKLY_AFTER_MS);
         off.observe(0, &[1.0]);
         off.observe(20 * DAY_MS, &[1.0]);
         assert_eq!(off.period(), Period::None);
