@@ -1,6 +1,6 @@
 //! No loss across a broker restart under load: numbered events are sent while the real broker
-//! is stopped and started again; afterwards every event that got a 2xx is in the topic exactly
-//! once. This test stops the shared broker, so it lives alone in its own test binary.
+//! is stopped (until ingest refuses a batch, so the outage is always observed) and started
+//! again; afterwards every event that got a 2xx is in the topic exactly once. This test stops the shared broker, so it lives alone in its own test binary.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure with a message
 
@@ -88,7 +88,17 @@ async fn acknowledged_events_survive_a_broker_restart_exactly_once() {
     tokio::task::spawn_blocking(move || stack_cmd(&env2, "stop"))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Hold the broker down until ingest has refused a batch: an outage shorter than the
+    // produce timeout is buffered and delivered without a 503, which would leave the refusal
+    // path untested. One deadline, well beyond the 8 s produce timeout.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tally.lock().await.refused.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "ingest refused nothing within 60 s of the broker stopping (produce timeout 8 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let restarted = Instant::now();
     let env2 = env.clone();
     tokio::task::spawn_blocking(move || stack_cmd(&env2, "start"))
