@@ -1,7 +1,8 @@
 //! `helios`: one binary for the operator and every worker; each role is a subcommand.
 
-mod cmd;
 mod telemetry;
+
+use helios::cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

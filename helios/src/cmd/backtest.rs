@@ -13,19 +13,22 @@
 //! detector (as a detector that had been running would have been), but only windows and
 //! alerts from `--from` on are counted. Events at or after `--to` are skipped.
 //!
-//! With `--labels` (the JSON of `helios traffic --scenario weeks --labels FILE`) an incident
-//! applies to a key whose events come from the incident's service (and endpoint, for an
-//! endpoint incident). It is *caught* when an alert of such a key begins in a window that ends
-//! after the incident starts and starts at most [`GRACE_WINDOWS`] windows after it ends; its
-//! delay is the number of hops from the window holding the incident start to the firing
-//! window. Alerts matching no incident are false alerts. Window-wise, a window is positive
-//! when it overlaps an incident of its key and predicted when the model flagged it.
+//! With `--labels` (the JSON of `helios traffic --scenario weeks --labels FILE`) the replay is
+//! scored by [`helios_traffic::score`], the rules the incident benchmark of `helios detect`
+//! uses too: an incident applies to a key whose events come from the incident's service (and
+//! endpoint, for an endpoint incident). It is *caught* when an alert of such a key begins in a
+//! window that ends after the incident starts and starts at most
+//! [`GRACE_WINDOWS`](helios_traffic::score::GRACE_WINDOWS) windows
+//! after it ends; its delay is the number of hops from the window holding the incident start
+//! to the firing window. Alerts matching no incident are false alerts. Window-wise, a window
+//! is positive when it overlaps an incident of its key and predicted when the model flagged it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use helios_detect::config::DetectorConfig;
 use helios_detect::pipeline::{Closing, Ingested, Pipeline};
 use helios_detect::records::{severity_name, ts};
 use helios_detect::status::rfc3339;
@@ -33,12 +36,11 @@ use helios_detection::alert::Severity;
 use helios_detection::engine::model::base_name;
 use helios_detection::event::{Event, parse_rfc3339_ms};
 use helios_detection::explain::FeatureContribution;
-use helios_traffic::scenario::{LabelledIncident, ScenarioLabels};
+use helios_traffic::scenario::ScenarioLabels;
+use helios_traffic::score::{Alert, KeyRun, Scorecard, Scorer};
 
 use crate::cmd::detector_file::{self, DetectorFileError};
 
-/// Windows after an incident's end in which an alert still counts as catching it.
-pub const GRACE_WINDOWS: i64 = 2;
 /// Bad lines quoted in the report.
 const SHOWN_BAD_LINES: usize = 5;
 /// Features shown per alert.
@@ -190,6 +192,83 @@ pub fn run(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
+/// What a replay reported, for scoring with [`helios_traffic::score`] outside the CLI (the
+/// incident benchmark sets it beside what `helios detect` stored).
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// The reported keys (with windows in the reported time), in key order.
+    pub keys: Vec<(String, KeyRun)>,
+    /// Start of each reported key's newest window, epoch ms.
+    pub last_window_start_ms: BTreeMap<String, i64>,
+    /// Every alert that would have fired, in firing order.
+    pub alerts: Vec<Alert>,
+    /// The reported event time `(first, last)`.
+    pub span: (i64, i64),
+    /// Window size, ms.
+    pub size_ms: i64,
+    /// Window hop, ms.
+    pub hop_ms: i64,
+    /// Events added to windows.
+    pub accepted: u64,
+    /// Events the selector does not match.
+    pub filtered: u64,
+    /// Events older than the watermark (dropped).
+    pub late: u64,
+    /// Windows scored.
+    pub windows: u64,
+    /// Windows flagged anomalous.
+    pub anomalous: u64,
+}
+
+/// A replay fed one NDJSON line at a time, exactly as `helios backtest --events` replays a
+/// file (without `--from`/`--to`).
+pub struct Backtest {
+    replay: Replay,
+    line_no: u64,
+}
+
+impl Backtest {
+    /// A replay of `cfg`; with `labels` the windows are counted against them.
+    pub fn new(cfg: DetectorConfig, labels: Option<ScenarioLabels>) -> Result<Self, Error> {
+        let pipeline = Pipeline::new(cfg).map_err(|e| Error::Usage(e.to_string()))?;
+        Ok(Self {
+            replay: Replay::new(pipeline, labels, None, None),
+            line_no: 0,
+        })
+    }
+
+    /// Feeds one NDJSON line (bad lines are counted and skipped).
+    pub fn line(&mut self, raw: &[u8]) -> Result<(), Error> {
+        self.line_no += 1;
+        self.replay.line(self.line_no, raw)
+    }
+
+    /// Closes the last windows and returns what the replay reported.
+    pub fn finish(mut self) -> Result<Replayed, Error> {
+        self.replay.finish()?;
+        let r = &self.replay;
+        Ok(Replayed {
+            keys: r
+                .reported()
+                .map(|(k, ks)| (k.clone(), ks.run.clone()))
+                .collect(),
+            last_window_start_ms: r
+                .reported()
+                .map(|(k, ks)| (k.clone(), ks.last_start_ms))
+                .collect(),
+            alerts: r.alerts.iter().map(|a| a.alert.clone()).collect(),
+            span: r.span(),
+            size_ms: r.size_ms,
+            hop_ms: r.hop_ms,
+            accepted: r.counts.accepted,
+            filtered: r.counts.filtered,
+            late: r.counts.late,
+            windows: r.counts.windows,
+            anomalous: r.keys.values().map(|k| k.anomalous).sum(),
+        })
+    }
+}
+
 /// Counts of what happened to the lines of the file.
 #[derive(Debug, Clone, Default)]
 struct Counts {
@@ -216,34 +295,21 @@ struct Counts {
 /// What one key saw.
 #[derive(Debug, Clone, Default)]
 struct KeyStats {
-    services: BTreeSet<String>,
-    endpoints: BTreeSet<String>,
+    /// Where its events came from and its window counts against the labels.
+    run: KeyRun,
     windows: u64,
     warmup: u64,
     anomalous: u64,
     alerts: u64,
-    tp: u64,
-    fp: u64,
-    fn_: u64,
-}
-
-impl KeyStats {
-    /// Whether an incident concerns this key's events.
-    fn applies(&self, i: &LabelledIncident) -> bool {
-        self.services.contains(&i.service)
-            && i.endpoint
-                .as_ref()
-                .is_none_or(|ep| self.endpoints.contains(ep))
-    }
+    /// Start of its newest reported window, epoch ms.
+    last_start_ms: i64,
 }
 
 /// One alert that would have fired.
 #[derive(Debug, Clone)]
 struct AlertRow {
-    key: String,
-    start_ms: i64,
-    fired_start_ms: i64,
-    fired_end_ms: i64,
+    /// The key, episode start and firing window, as scored.
+    alert: Alert,
     severity: Severity,
     score: f64,
     top: Vec<FeatureContribution>,
@@ -406,17 +472,16 @@ impl Replay {
         };
         self.counts.accepted += 1;
         self.counts.before_from += u64::from(self.from.is_some_and(|f| t < f));
-        let ks = self.keys.entry(key).or_default();
-        if !ks.services.contains(&e.service) {
-            ks.services.insert(e.service.clone());
-        }
         let endpoint = e
             .endpoint
             .as_deref()
             .unwrap_or(helios_detect::partition::MISSING);
-        if !ks.endpoints.contains(endpoint) {
-            ks.endpoints.insert(endpoint.to_string());
-        }
+        self.keys
+            .entry(key)
+            .or_default()
+            .run
+            .events
+            .add(&e.service, endpoint);
         self.min_ts = Some(self.min_ts.map_or(t, |m| m.min(t)));
         let max = self.max_ts.map_or(t, |m| m.max(t));
         self.max_ts = Some(max);
@@ -449,23 +514,21 @@ impl Replay {
         }
         let scored = self.pipeline.score(closing.windows)?;
         let from = self.from.unwrap_or(i64::MIN);
+        let scorer = self
+            .labels
+            .as_ref()
+            .map(|l| Scorer::new(l, self.size_ms, self.hop_ms));
         for w in scored.windows.iter().filter(|w| w.window.start_ms >= from) {
             self.counts.windows += 1;
             let ks = self.keys.entry(w.key.clone()).or_default();
             ks.windows += 1;
+            ks.last_start_ms = ks.last_start_ms.max(w.window.start_ms);
             ks.warmup += u64::from(w.window.score.is_none());
             let predicted = w.window.anomalous;
             ks.anomalous += u64::from(predicted);
-            if let Some(labels) = &self.labels {
-                let positive = labels.incidents.iter().any(|i| {
-                    ks.applies(i) && i.start_ms < w.window.end_ms && w.window.start_ms < i.end_ms
-                });
-                match (positive, predicted) {
-                    (true, true) => ks.tp += 1,
-                    (false, true) => ks.fp += 1,
-                    (true, false) => ks.fn_ += 1,
-                    (false, false) => {}
-                }
+            if let Some(scorer) = &scorer {
+                let positive = scorer.positive(&ks.run.events, w.window.start_ms, w.window.end_ms);
+                ks.run.windows.add(positive, predicted);
             }
         }
         for f in scored
@@ -477,23 +540,18 @@ impl Replay {
                 ks.alerts += 1;
             }
             self.alerts.push(AlertRow {
-                key: f.alert.partition_key,
-                start_ms: f.alert.start_ms,
-                fired_start_ms: f.fired_window_start_ms,
-                fired_end_ms: f.alert.window_end_ms,
+                alert: Alert {
+                    key: f.alert.partition_key,
+                    start_ms: f.alert.start_ms,
+                    fired_start_ms: f.fired_window_start_ms,
+                    fired_end_ms: f.alert.window_end_ms,
+                },
                 severity: f.alert.severity,
                 score: f.alert.score,
                 top: top_features(&f.alert.drivers, &f.explanation.contributions),
             });
         }
         Ok(())
-    }
-
-    /// Whether an alert catches an incident (the key must concern it).
-    fn catches(&self, a: &AlertRow, i: &LabelledIncident) -> bool {
-        self.keys.get(&a.key).is_some_and(|ks| ks.applies(i))
-            && a.start_ms + self.size_ms > i.start_ms
-            && a.start_ms <= i.end_ms + GRACE_WINDOWS * self.size_ms
     }
 
     /// Keys with windows in the reported time.
@@ -567,14 +625,31 @@ impl Replay {
                 let _ = writeln!(out, "- line {l}: {e}");
             }
         }
-        let incidents = self.incident_outcomes();
+        let card = self.scorecard();
         self.alerts_table(&mut out);
-        self.keys_table(&mut out, incidents.as_deref());
-        if let Some(incidents) = &incidents {
-            self.incidents_table(&mut out, incidents);
+        self.keys_table(&mut out, card.as_ref());
+        if let Some(card) = &card {
+            card.incidents_table(&mut out);
         }
-        self.overall(&mut out, incidents.as_deref());
+        self.overall(&mut out, card.as_ref());
         out
+    }
+
+    /// The scorer of the labels, if any, over this replay's windows.
+    fn scorer(&self) -> Option<Scorer<'_>> {
+        self.labels
+            .as_ref()
+            .map(|l| Scorer::new(l, self.size_ms, self.hop_ms))
+    }
+
+    /// The reported keys and alerts scored against the labels, if any.
+    fn scorecard(&self) -> Option<Scorecard<'_>> {
+        let scorer = self.scorer()?;
+        Some(scorer.score(
+            self.reported().map(|(k, ks)| (k.as_str(), &ks.run)),
+            self.alerts.iter().map(|a| &a.alert),
+            self.span(),
+        ))
     }
 
     fn alerts_table(&self, out: &mut String) {
@@ -583,19 +658,20 @@ impl Replay {
             let _ = writeln!(out, "No alert would have fired.");
             return;
         }
-        let labelled = self.labels.is_some();
+        let scorer = self.scorer();
         let _ = writeln!(
             out,
             "| fired | episode start | key | severity | score | top features{} |",
-            if labelled { " | incident" } else { "" }
+            if scorer.is_some() { " | incident" } else { "" }
         );
         let _ = writeln!(
             out,
             "|---|---|---|---|---|---|{}",
-            if labelled { "---|" } else { "" }
+            if scorer.is_some() { "---|" } else { "" }
         );
-        for a in &self.alerts {
-            let top: Vec<String> = a
+        for row in &self.alerts {
+            let a = &row.alert;
+            let top: Vec<String> = row
                 .top
                 .iter()
                 .map(|f| format!("{} {} ({})", f.feature, num(f.actual), num(f.typical)))
@@ -606,17 +682,21 @@ impl Replay {
                 time(a.fired_end_ms),
                 time(a.start_ms),
                 a.key,
-                severity_name(a.severity),
-                a.score,
+                severity_name(row.severity),
+                row.score,
                 top.join(", ")
             );
-            if let Some(labels) = &self.labels {
-                let ids: Vec<&str> = labels
-                    .incidents
-                    .iter()
-                    .filter(|i| self.catches(a, i))
-                    .map(|i| i.id.as_str())
-                    .collect();
+            if let Some(scorer) = &scorer {
+                let ids: Vec<&str> = self
+                    .keys
+                    .get(&a.key)
+                    .map(|ks| {
+                        scorer
+                            .caught_by(&ks.run.events, a)
+                            .map(|i| i.id.as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let _ = write!(
                     out,
                     " {} |",
@@ -631,35 +711,9 @@ impl Replay {
         }
     }
 
-    /// Per labelled incident: whether it concerns the replay, and its first catching alert.
-    fn incident_outcomes(&self) -> Option<Vec<IncidentOutcome<'_>>> {
-        let labels = self.labels.as_ref()?;
-        let (first, last) = self.span();
-        let outcomes = labels
-            .incidents
-            .iter()
-            .map(|i| {
-                let in_range = i.start_ms <= last && i.end_ms > first;
-                let has_key = self.reported().any(|(_, ks)| ks.applies(i));
-                let first_alert = self
-                    .alerts
-                    .iter()
-                    .filter(|a| self.catches(a, i))
-                    .min_by_key(|a| a.fired_start_ms);
-                IncidentOutcome {
-                    incident: i,
-                    relevant: in_range && has_key,
-                    first_alert,
-                }
-            })
-            .collect();
-        Some(outcomes)
-    }
-
-    fn keys_table(&self, out: &mut String, incidents: Option<&[IncidentOutcome<'_>]>) {
+    fn keys_table(&self, out: &mut String, card: Option<&Scorecard<'_>>) {
         let _ = writeln!(out, "\n## Keys ({})\n", self.reported().count());
-        let days = self.days();
-        if incidents.is_some() {
+        if card.is_some() {
             let _ = writeln!(
                 out,
                 "| key | windows | warm-up | anomalous | alerts | incidents caught | false \
@@ -676,82 +730,14 @@ impl Replay {
                 "| {key} | {} | {} | {} | {} |",
                 ks.windows, ks.warmup, ks.anomalous, ks.alerts
             );
-            if let Some(incidents) = incidents {
-                let mine: Vec<&IncidentOutcome<'_>> = incidents
-                    .iter()
-                    .filter(|o| o.relevant && ks.applies(o.incident))
-                    .collect();
-                let caught = mine
-                    .iter()
-                    .filter(|o| {
-                        self.alerts
-                            .iter()
-                            .any(|a| &a.key == key && self.catches(a, o.incident))
-                    })
-                    .count();
-                let false_alerts = self.false_alerts(Some(key));
-                let (p, r, f) = prf(ks.tp, ks.fp, ks.fn_);
-                let _ = write!(
-                    out,
-                    " {caught}/{} | {false_alerts} | {:.2} | {p} | {r} | {f} |",
-                    mine.len(),
-                    false_alerts as f64 / days
-                );
+            if let Some(score) = card.and_then(|c| c.key(key)) {
+                out.push_str(&score.cells());
             }
             out.push('\n');
         }
     }
 
-    /// Alerts (of one key, or all) that catch no incident.
-    fn false_alerts(&self, key: Option<&str>) -> usize {
-        let Some(labels) = &self.labels else {
-            return 0;
-        };
-        self.alerts
-            .iter()
-            .filter(|a| key.is_none_or(|k| a.key == k))
-            .filter(|a| !labels.incidents.iter().any(|i| self.catches(a, i)))
-            .count()
-    }
-
-    fn incidents_table(&self, out: &mut String, incidents: &[IncidentOutcome<'_>]) {
-        let _ = writeln!(out, "\n## Incidents ({})\n", incidents.len());
-        let _ = writeln!(
-            out,
-            "| id | kind | service | start | end | caught | delay (windows) | first alert |"
-        );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-        for o in incidents {
-            let i = o.incident;
-            let service = match &i.endpoint {
-                Some(ep) => format!("{} {ep}", i.service),
-                None => i.service.clone(),
-            };
-            let (caught, delay, first) = match (o.relevant, o.first_alert) {
-                (false, _) => ("not replayed".to_string(), "–".to_string(), "–".to_string()),
-                (true, None) => ("missed".to_string(), "–".to_string(), "–".to_string()),
-                (true, Some(a)) => {
-                    let incident_window = i.start_ms.div_euclid(self.hop_ms) * self.hop_ms;
-                    let delay = ((a.fired_start_ms - incident_window) / self.hop_ms).max(0);
-                    (
-                        "caught".to_string(),
-                        delay.to_string(),
-                        format!("{} {}", time(a.fired_end_ms), a.key),
-                    )
-                }
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {service} | {} | {} | {caught} | {delay} | {first} |",
-                i.id,
-                i.kind,
-                time(i.start_ms),
-                time(i.end_ms)
-            );
-        }
-    }
-
-    fn overall(&self, out: &mut String, incidents: Option<&[IncidentOutcome<'_>]>) {
+    fn overall(&self, out: &mut String, card: Option<&Scorecard<'_>>) {
         let c = &self.counts;
         let anomalous: u64 = self.keys.values().map(|k| k.anomalous).sum();
         let _ = write!(
@@ -762,37 +748,11 @@ impl Replay {
             anomalous,
             self.alerts.len()
         );
-        if let Some(incidents) = incidents {
-            let relevant = incidents.iter().filter(|o| o.relevant).count();
-            let caught = incidents
-                .iter()
-                .filter(|o| o.relevant && o.first_alert.is_some())
-                .count();
-            let false_alerts = self.false_alerts(None);
-            let keys = self.reported().count().max(1) as f64;
-            let per_key_day = false_alerts as f64 / (keys * self.days());
-            let (tp, fp, fn_) = self
-                .keys
-                .values()
-                .fold((0, 0, 0), |(a, b, c), k| (a + k.tp, b + k.fp, c + k.fn_));
-            let (p, r, f) = prf(tp, fp, fn_);
-            let _ = write!(
-                out,
-                "; incidents caught {caught}/{relevant}; false alerts {false_alerts} \
-                 ({per_key_day:.2} per key per day); windows precision {p} recall {r} F1 {f}"
-            );
+        if let Some(card) = card {
+            let _ = write!(out, "; {}", card.summary());
         }
         out.push('\n');
     }
-}
-
-/// A labelled incident after the replay.
-struct IncidentOutcome<'a> {
-    incident: &'a LabelledIncident,
-    /// A replayed key concerns it and it overlaps the replayed time.
-    relevant: bool,
-    /// The earliest-firing alert that catches it.
-    first_alert: Option<&'a AlertRow>,
 }
 
 /// The alert's top base features, most responsible first (the alert's drivers, then the
@@ -827,20 +787,6 @@ fn top_features(
         })
         .take(TOP_FEATURES)
         .collect()
-}
-
-/// Precision, recall and F1 as text (`–` when undefined).
-fn prf(tp: u64, fp: u64, fn_: u64) -> (String, String, String) {
-    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
-    let p = ratio(tp, tp + fp);
-    let r = ratio(tp, tp + fn_);
-    let f = match (p, r) {
-        (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
-        (Some(_), Some(_)) => Some(0.0),
-        _ => None,
-    };
-    let text = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.2}"));
-    (text(p), text(r), text(f))
 }
 
 /// Epoch ms as RFC 3339 (UTC, whole seconds).
@@ -894,12 +840,7 @@ mod tests {
     }
 
     #[test]
-    fn ratios_and_counts_format() {
-        assert_eq!(
-            prf(2, 2, 0),
-            ("0.50".to_string(), "1.00".to_string(), "0.67".to_string())
-        );
-        assert_eq!(prf(0, 0, 0).0, "–");
+    fn counts_and_durations_format() {
         assert_eq!(human(1_234_567), "1.2M");
         assert_eq!(human(3_400), "3.4k");
         assert_eq!(duration(300_000), "5m");

@@ -13,6 +13,7 @@ pub mod incident;
 pub mod model;
 pub mod rng;
 pub mod scenario;
+pub mod score;
 
 use incident::Incident;
 use scenario::{DEFAULT_EVENTS_SCALE, DEFAULT_START_MS, Scenario, ScenarioConfig};
