@@ -80,6 +80,28 @@ fn column(header: &[String], name: &str) -> usize {
         .unwrap_or_else(|| panic!("no column {name:?} in {header:?}"))
 }
 
+/// Writes `detector` to `dir/det.yaml` and backtests it on `dir`'s `events.ndjson` with
+/// `labels.json`, quietly; fails unless it succeeds. Returns (stdout report, stderr).
+fn backtest_labelled(dir: &Path, detector: &str) -> (String, String) {
+    std::fs::write(dir.join("det.yaml"), detector).unwrap();
+    let out = helios(
+        dir,
+        &[
+            "backtest",
+            "-f",
+            "det.yaml",
+            "--events",
+            "events.ndjson",
+            "--labels",
+            "labels.json",
+            "--quiet",
+        ],
+    );
+    let (report, stderr) = text(&out);
+    assert!(out.status.success(), "{report}\n{stderr}");
+    (report, stderr)
+}
+
 /// Events of two services, one each per 10 s for `minutes` from a 5m boundary.
 fn small_events(minutes: i64) -> String {
     let mut out = String::new();
@@ -122,23 +144,7 @@ fn five_day_scenario_catches_the_error_burst_with_few_false_alerts() {
         ],
     );
     assert!(out.status.success(), "{:?}", text(&out));
-    std::fs::write(dir.join("det.yaml"), DETECTOR).unwrap();
-
-    let out = helios(
-        &dir,
-        &[
-            "backtest",
-            "-f",
-            "det.yaml",
-            "--events",
-            "events.ndjson",
-            "--labels",
-            "labels.json",
-            "--quiet",
-        ],
-    );
-    let (report, stderr) = text(&out);
-    assert!(out.status.success(), "{report}\n{stderr}");
+    let (report, stderr) = backtest_labelled(&dir, DETECTOR);
     assert!(
         !stderr.contains("replayed"),
         "--quiet prints no progress: {stderr}"
@@ -294,22 +300,7 @@ fn fourteen_days(name: &str, seed: &str, incidents: &[&str]) -> (usize, usize, u
     }
     let out = helios(&dir, &args);
     assert!(out.status.success(), "{:?}", text(&out));
-    std::fs::write(dir.join("det.yaml"), DEFAULT_DETECTOR).unwrap();
-    let out = helios(
-        &dir,
-        &[
-            "backtest",
-            "-f",
-            "det.yaml",
-            "--events",
-            "events.ndjson",
-            "--labels",
-            "labels.json",
-            "--quiet",
-        ],
-    );
-    let (report, stderr) = text(&out);
-    assert!(out.status.success(), "{report}\n{stderr}");
+    let (report, _) = backtest_labelled(&dir, DEFAULT_DETECTOR);
     let (header, rows) = table(&report, "id");
     let (caught, delay) = (
         column(&header, "caught"),
