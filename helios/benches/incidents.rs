@@ -503,12 +503,14 @@ fn readme_line(name: &str, how: &str, card: &Scorecard<'_>, speed: Option<(f64, 
     let (p, r, f) = card.windows.text();
     let median = median_delay(card).map_or_else(|| "–".to_string(), |m| format!("{m}"));
     let mut line = format!(
-        "{name} ({how}): {}/{} incidents caught (median delay {median} windows, {} within 1 \
-         window), {:.2} false alerts per key per day, windows P/R/F1 {p}/{r}/{f}",
+        "{name} ({how}): {}/{} incidents caught (median delay {median} windows, {} within 2 \
+         windows), {:.2} false alerts per key per day ({:.1} per week), windows P/R/F1 \
+         {p}/{r}/{f}",
         card.caught(),
         card.relevant(),
-        card.caught_within(1),
-        card.false_alerts_per_key_day()
+        card.caught_within(2),
+        card.false_alerts_per_key_day(),
+        7.0 * card.false_alerts_per_key_day()
     );
     if let Some((secs, rate)) = speed {
         let _ = write!(line, "; {secs:.1} s, {rate:.0} events/s");
