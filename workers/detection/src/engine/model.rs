@@ -117,8 +117,10 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// The library defaults for everything a Detector spec does not set.
+    /// The library defaults for everything a Detector spec does not set (a detector of request
+    /// features only starts its weekly profile after 8 days and averages 3 raw scores).
     pub fn defaults(algorithm: Algorithm, features: &[String]) -> Self {
+        let per_request = features.iter().all(|f| crate::features::per_request(f));
         Self {
             algorithm,
             forest: ForestConfig {
@@ -133,9 +135,16 @@ impl ModelConfig {
             shingle: 0,
             local_window: 20,
             residual_weight: 0.5,
-            likelihood: LikelihoodConfig::default(),
+            likelihood: if per_request {
+                LikelihoodConfig {
+                    short: crate::engine::likelihood::REQUEST_SHORT,
+                    ..LikelihoodConfig::default()
+                }
+            } else {
+                LikelihoodConfig::default()
+            },
             seasonality: SeasonalityMode::Auto,
-            weekly_after_ms: if features.iter().all(|f| crate::features::per_request(f)) {
+            weekly_after_ms: if per_request {
                 REQUEST_WEEKLY_AFTER_MS
             } else {
                 WEEKLY_AFTER_MS
