@@ -14,11 +14,6 @@ use crate::stats::{mad, median};
 /// wobble of a few hundredths is noise, not a 5σ event.
 pub const MIN_STD: f64 = 0.05;
 
-/// Raw scores averaged when every feature is a request feature: each window already
-/// aggregates minutes of requests, and three of them (15 min at 5-minute windows) page a drop
-/// or a partial outage within 2 windows where the default 5 took 3–4.
-pub const REQUEST_SHORT: usize = 3;
-
 /// Likelihood settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LikelihoodConfig {

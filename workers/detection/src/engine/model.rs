@@ -117,10 +117,8 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// The library defaults for everything a Detector spec does not set (a detector of request
-    /// features only starts its weekly profile after 8 days and averages 3 raw scores).
+    /// The library defaults for everything a Detector spec does not set.
     pub fn defaults(algorithm: Algorithm, features: &[String]) -> Self {
-        let per_request = features.iter().all(|f| crate::features::per_request(f));
         Self {
             algorithm,
             forest: ForestConfig {
@@ -135,16 +133,9 @@ impl ModelConfig {
             shingle: 0,
             local_window: 20,
             residual_weight: 0.5,
-            likelihood: if per_request {
-                LikelihoodConfig {
-                    short: crate::engine::likelihood::REQUEST_SHORT,
-                    ..LikelihoodConfig::default()
-                }
-            } else {
-                LikelihoodConfig::default()
-            },
+            likelihood: LikelihoodConfig::default(),
             seasonality: SeasonalityMode::Auto,
-            weekly_after_ms: if per_request {
+            weekly_after_ms: if features.iter().all(|f| crate::features::per_request(f)) {
                 REQUEST_WEEKLY_AFTER_MS
             } else {
                 WEEKLY_AFTER_MS
