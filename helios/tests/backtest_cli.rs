@@ -258,8 +258,9 @@ fn bad_lines_are_counted_and_skipped_and_progress_goes_to_stderr() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The held-out incident schedule (seed 7), fixed before the guard calibration and the weekly
-/// start of request traffic were chosen on the default schedule (seed 42).
+/// The held-out incident schedule (seed 7), fixed before the guard calibration, the weekly
+/// start and the 3-window likelihood mean of request traffic were chosen on the default
+/// schedule (seed 42).
 const HELD_OUT: [&str; 10] = [
     "drop:search:at=3d13h:for=45m:x=0.3",
     "errors:catalog:at=4d2h20m:for=25m:x=0.3",
@@ -324,23 +325,24 @@ fn fourteen_days(name: &str, seed: &str, incidents: &[&str]) -> (usize, usize, u
 }
 
 /// Quality pin of the default Detector on the held-out schedule (measured 2026-12-02:
-/// 10/10 caught, 6 within 2 windows, 0.19 false alerts per key per day).
+/// 9/10 caught — the notify drop is missed —, 8 within 2 windows, 0.14 false alerts per key
+/// per day).
 #[test]
 fn default_detector_on_the_held_out_fourteen_days_is_pinned() {
     let got = fourteen_days("held-out", "7", &HELD_OUT);
     let (caught, all, fast, per_day) = got;
-    assert_eq!((caught, all), (10, 10), "{got:?}");
-    assert!((5..=7).contains(&fast), "{got:?}");
-    assert!((per_day - 0.19).abs() <= 0.06, "{got:?}");
+    assert_eq!((caught, all), (9, 10), "{got:?}");
+    assert!((7..=9).contains(&fast), "{got:?}");
+    assert!((per_day - 0.14).abs() <= 0.05, "{got:?}");
 }
 
 /// Quality pin of the default Detector on the schedule it was tuned on (measured 2026-12-02:
-/// 13/13 caught, 8 within 2 windows, 0.11 false alerts per key per day).
+/// 13/13 caught, 11 within 2 windows, 0.11 false alerts per key per day).
 #[test]
 fn default_detector_on_the_tuning_fourteen_days_is_pinned() {
     let got = fourteen_days("tuning", "42", &[]);
     let (caught, all, fast, per_day) = got;
     assert_eq!((caught, all), (13, 13), "{got:?}");
-    assert!((7..=9).contains(&fast), "{got:?}");
+    assert!((10..=12).contains(&fast), "{got:?}");
     assert!((per_day - 0.11).abs() <= 0.05, "{got:?}");
 }

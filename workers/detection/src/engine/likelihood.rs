@@ -14,6 +14,11 @@ use crate::stats::{mad, median};
 /// wobble of a few hundredths is noise, not a 5σ event.
 pub const MIN_STD: f64 = 0.05;
 
+/// Raw scores averaged when every feature is a request feature: each window already
+/// aggregates minutes of requests, and three of them (15 min at 5-minute windows) page a drop
+/// or a partial outage within 2 windows where the default 5 took 3–4.
+pub const REQUEST_SHORT: usize = 3;
+
 /// Likelihood settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LikelihoodConfig {
@@ -23,6 +28,14 @@ pub struct LikelihoodConfig {
     pub short: usize,
     /// Means needed before the likelihood is non-zero.
     pub min_history: usize,
+    /// Whether windows a guard flagged feed the mean (they score 1 whatever it says; left out,
+    /// they do not keep the windows after a guarded spike flagged).
+    #[serde(default = "yes")]
+    pub learn_guarded: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for LikelihoodConfig {
@@ -31,6 +44,7 @@ impl Default for LikelihoodConfig {
             window: 3000,
             short: 5,
             min_history: 20,
+            learn_guarded: true,
         }
     }
 }

@@ -117,8 +117,10 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// The library defaults for everything a Detector spec does not set.
+    /// The library defaults for everything a Detector spec does not set (a detector of request
+    /// features only starts its weekly profile after 8 days and averages 3 raw scores).
     pub fn defaults(algorithm: Algorithm, features: &[String]) -> Self {
+        let per_request = features.iter().all(|f| crate::features::per_request(f));
         Self {
             algorithm,
             forest: ForestConfig {
@@ -133,9 +135,17 @@ impl ModelConfig {
             shingle: 0,
             local_window: 20,
             residual_weight: 0.5,
-            likelihood: LikelihoodConfig::default(),
+            likelihood: if per_request {
+                LikelihoodConfig {
+                    short: crate::engine::likelihood::REQUEST_SHORT,
+                    learn_guarded: false,
+                    ..LikelihoodConfig::default()
+                }
+            } else {
+                LikelihoodConfig::default()
+            },
             seasonality: SeasonalityMode::Auto,
-            weekly_after_ms: if features.iter().all(|f| crate::features::per_request(f)) {
+            weekly_after_ms: if per_request {
                 REQUEST_WEEKLY_AFTER_MS
             } else {
                 WEEKLY_AFTER_MS
@@ -686,8 +696,12 @@ impl KeyModel {
                         let w = self.cfg.residual_weight;
                         let z = max_z.0.max(relation);
                         let r = z * z / (z * z + 9.0);
-                        let l = self.likelihood.update((1.0 - w) * s + w * r);
-                        if forced { 1.0 } else { l }
+                        if forced && !self.cfg.likelihood.learn_guarded {
+                            1.0
+                        } else {
+                            let l = self.likelihood.update((1.0 - w) * s + w * r);
+                            if forced { 1.0 } else { l }
+                        }
                     }
                 };
                 let max_z = guard.map_or(max_z, |j| {
