@@ -6,7 +6,6 @@ use helios_crds::DetectorSpec;
 use helios_crds::detector::{AlertMode, Seasonality};
 use helios_detection::alert::{AlertPolicy, Mode, Severity, SeverityBand};
 use helios_detection::engine::CoreConfig;
-use helios_detection::engine::GUARD_ALERTS_PER_WEEK;
 use helios_detection::engine::model::GuardTail;
 use helios_detection::engine::model::{Algorithm, ModelConfig};
 use helios_detection::engine::seasonal::SeasonalityMode;
@@ -107,7 +106,6 @@ impl DetectorConfig {
         core.model.guard_tail = Some(GuardTail::new(
             &core.features,
             core.hop_ms,
-            GUARD_ALERTS_PER_WEEK,
             &core.model,
             Some(n),
         ));

@@ -115,7 +115,6 @@ impl DetectorCore {
             cfg.model.guard_tail = Some(model::GuardTail::new(
                 &cfg.features,
                 cfg.hop_ms,
-                GUARD_ALERTS_PER_WEEK,
                 &cfg.model,
                 None,
             ));

@@ -199,23 +199,18 @@ pub struct GuardTail {
 
 impl GuardTail {
     /// The calibration of `features` for windows `hop_ms` apart: the guard may flag about
-    /// `per_week` windows per key and week on its own, split over the features; a calibrated
-    /// feature waits `wait` scored windows, or by default a week of them (at most `history`,
-    /// at least `guard_min_windows`).
-    pub fn new(
-        features: &[String],
-        hop_ms: i64,
-        per_week: f64,
-        model: &ModelConfig,
-        wait: Option<usize>,
-    ) -> Self {
+    /// [`GUARD_ALERTS_PER_WEEK`](crate::engine::GUARD_ALERTS_PER_WEEK) windows per key and
+    /// week on its own, split over the features; a calibrated feature waits `wait` scored
+    /// windows, or by default a week of them (at most `history`, at least
+    /// `guard_min_windows`).
+    pub fn new(features: &[String], hop_ms: i64, model: &ModelConfig, wait: Option<usize>) -> Self {
         let windows_per_week = crate::engine::seasonal::WEEK_MS as f64 / hop_ms.max(1) as f64;
         let dims = features.len().max(1) as f64;
         let week = (windows_per_week.ceil() as usize)
             .min(model.history)
             .max(model.guard_min_windows);
         Self {
-            rate: per_week / windows_per_week / dims,
+            rate: crate::engine::GUARD_ALERTS_PER_WEEK / windows_per_week / dims,
             min_windows: wait.unwrap_or(week),
             features: features
                 .iter()
@@ -226,6 +221,11 @@ impl GuardTail {
 
     fn calibrates(&self, j: usize) -> bool {
         self.features.get(j).copied().unwrap_or(false)
+    }
+
+    /// Whether any feature is calibrated (else no deviations need recording).
+    fn any(&self) -> bool {
+        self.features.iter().any(|&c| c)
     }
 }
 
@@ -723,7 +723,7 @@ impl KeyModel {
                 while self.scored.len() > self.cfg.history {
                     self.scored.pop_front();
                 }
-                if self.cfg.guard_tail.is_some() {
+                if self.cfg.guard_tail.as_ref().is_some_and(GuardTail::any) {
                     self.deviations.push_back(
                         x.iter()
                             .zip(&expected)
