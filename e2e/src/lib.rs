@@ -8,6 +8,7 @@ pub mod clients;
 pub mod env;
 pub mod kubectl;
 pub mod podrun;
+pub mod topics;
 
 pub use env::{StackEnv, StackError};
 

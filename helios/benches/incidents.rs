@@ -27,7 +27,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,12 +38,10 @@ use helios::cmd::backtest::{Backtest, Replayed};
 use helios::cmd::detector_file;
 use helios_e2e::StackEnv;
 use helios_e2e::clients::{kafka_config, postgres_pool};
+use helios_e2e::topics;
 use helios_traffic::scenario::{Scenario, ScenarioConfig, ScenarioLabels};
 use helios_traffic::score::{Alert, Confusion, KeyEvents, KeyRun, Scorecard, Scorer};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::Producer;
 use sqlx::PgPool;
 
 /// The default Detector of the issue (what a team gets without tuning).
@@ -51,8 +49,6 @@ const DEFAULT_DETECTOR: &str = "pipelineRef: {name: demo}\n\
     features: [event_count, error_rate, avg_latency, p95_latency, p99_latency]\n";
 /// Partitions of the events topic.
 const PARTITIONS: i32 = 3;
-/// Deliveries awaited at most at once by the producer (bounds its memory).
-const MAX_IN_FLIGHT: usize = 100_000;
 /// How often the bench polls PostgreSQL while a worker runs.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -151,87 +147,15 @@ impl Events {
 // ---------------------------------------------------------------------------------------------
 // Kafka.
 
-fn admin(env: &StackEnv) -> AdminClient<DefaultClientContext> {
-    kafka_config(env)
-        .expect("Kafka from the stack (e2e/stack up)")
-        .create()
-        .expect("a Kafka admin client")
-}
-
-async fn create_topic(env: &StackEnv, topic: &str, partitions: i32) {
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    for r in admin(env)
-        .create_topics(&[new], &AdminOptions::new())
-        .await
-        .expect("create topics (e2e/stack up)")
-    {
-        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
-    }
-}
-
-async fn delete_topics(env: &StackEnv, topics: &[String]) {
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    if let Err(e) = admin(env).delete_topics(&names, &AdminOptions::new()).await {
-        eprintln!("warning: deleting topics {names:?}: {e}");
-    }
-}
-
-/// Produces every event keyed by its service with an idempotent, batching producer, awaiting
-/// at most [`MAX_IN_FLIGHT`] deliveries at once; returns the time it took.
+/// Produces every event keyed by its service with the kit's batching producer; returns the
+/// time it took.
 async fn produce(env: &StackEnv, topic: &str, events: &Events) -> Duration {
-    let producer: FutureProducer = kafka_config(env)
-        .expect("Kafka from the stack (e2e/stack up)")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .set("batch.size", "1000000")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "200000")
-        .set("message.timeout.ms", "120000")
-        .create()
-        .expect("a Kafka producer");
+    let producer = topics::producer(env).expect("a Kafka producer (e2e/stack up)");
     let started = Instant::now();
-    let mut pending: VecDeque<DeliveryFuture> = VecDeque::with_capacity(MAX_IN_FLIGHT);
-    let await_one = |d: DeliveryFuture| async move {
-        match d.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => panic!("producing to {topic}: {e}"),
-            Err(_) => panic!("producing to {topic}: the delivery was cancelled"),
-        }
-    };
-    for (i, (key, line)) in events.iter().enumerate() {
-        if pending.len() >= MAX_IN_FLIGHT
-            && let Some(d) = pending.pop_front()
-        {
-            await_one(d).await;
-        }
-        let mut record = FutureRecord::to(topic).key(key).payload(line);
-        let mut attempts = 0u32;
-        loop {
-            match producer.send_result(record) {
-                Ok(d) => {
-                    pending.push_back(d);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    attempts += 1;
-                    assert!(
-                        attempts < 10_000,
-                        "the producer queue stayed full (event {i})"
-                    );
-                    record = back;
-                    match pending.pop_front() {
-                        Some(d) => await_one(d).await,
-                        None => tokio::time::sleep(Duration::from_millis(1)).await,
-                    }
-                }
-                Err((e, _)) => panic!("producing to {topic}: {e}"),
-            }
-        }
-    }
-    for d in pending {
-        await_one(d).await;
-    }
+    let sent = topics::produce(&producer, topic, None, events.iter())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sent as usize, events.len(), "every event produced");
     producer
         .flush(Duration::from_secs(60))
         .expect("flushing the producer");
@@ -626,7 +550,9 @@ async fn run_detector(
     // The worker.
     let detector = format!("bench/{}", unique(&file.name));
     let anomalies_topic = unique("helios-bench-anomalies");
-    create_topic(env, &anomalies_topic, 1).await;
+    topics::create_topics(env, &[(&anomalies_topic, 1)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     cleanup.push(anomalies_topic.clone());
     let spec_json = serde_json::to_string(&spec).expect("the spec as JSON");
     let started = Instant::now();
@@ -788,7 +714,9 @@ async fn bench() {
     );
 
     let topic = unique("helios-bench-events");
-    create_topic(&env, &topic, PARTITIONS).await;
+    topics::create_topics(&env, &[(&topic, PARTITIONS)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut cleanup = vec![topic.clone()];
     let took = produce(&env, &topic, &events).await;
     println!(
@@ -815,7 +743,8 @@ async fn bench() {
         .await;
         summary.extend(o.lines);
     }
-    delete_topics(&env, &cleanup).await;
+    let names: Vec<&str> = cleanup.iter().map(String::as_str).collect();
+    topics::delete_topics(&env, &names).await;
     println!("\n## Summary (README-ready)\n");
     for l in summary {
         println!("- {l}");

@@ -1,6 +1,7 @@
 //! `helios backtest` as a process: a five-day scenario from `helios traffic` replayed through
 //! a Detector with its labels; the default Detector's quality pins on 14 days (tuning and
-//! held-out schedules); bad detector, missing and partly bad events files.
+//! held-out schedules); the same replay from a Kafka topic of the stack; bad detector, missing
+//! and partly bad events files, a missing topic.
 
 #![allow(clippy::unwrap_used)]
 
@@ -119,11 +120,11 @@ fn small_events(minutes: i64) -> String {
     out
 }
 
-#[test]
-fn five_day_scenario_catches_the_error_burst_with_few_false_alerts() {
-    let dir = temp_dir("scenario");
+/// Writes the five-day scenario of two services (an error burst on checkout, a latency spike
+/// on auth) to `dir`'s `events.ndjson` and `labels.json`.
+fn five_day_scenario(dir: &Path) {
     let out = helios(
-        &dir,
+        dir,
         &[
             "traffic",
             "--scenario",
@@ -144,6 +145,12 @@ fn five_day_scenario_catches_the_error_burst_with_few_false_alerts() {
         ],
     );
     assert!(out.status.success(), "{:?}", text(&out));
+}
+
+#[test]
+fn five_day_scenario_catches_the_error_burst_with_few_false_alerts() {
+    let dir = temp_dir("scenario");
+    five_day_scenario(&dir);
     let (report, stderr) = backtest_labelled(&dir, DETECTOR);
     assert!(
         !stderr.contains("replayed"),
@@ -180,6 +187,97 @@ fn five_day_scenario_catches_the_error_burst_with_few_false_alerts() {
         report.contains("\noverall: 2 keys, 2880 windows"),
         "{report}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--topic` replays the events of a 3-partition topic (one partition empty, one message that
+/// is not an event) exactly as the file they came from, and a missing topic is named.
+#[test]
+fn a_topic_replays_like_the_file_it_was_filled_from() {
+    let env = helios_e2e::StackEnv::load().unwrap();
+    let bootstrap = env.get("KAFKA_BOOTSTRAP").unwrap().to_string();
+    let dir = temp_dir("topic");
+    five_day_scenario(&dir);
+    let (file_report, _) = backtest_labelled(&dir, DETECTOR);
+    let lines = std::fs::read_to_string(dir.join("events.ndjson")).unwrap();
+    let mut messages: Vec<(String, String)> = lines
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["service"].as_str().unwrap().to_string(), l.to_string())
+        })
+        .collect();
+    messages.insert(
+        messages.len() / 2,
+        ("checkout".into(), "not an event".into()),
+    );
+    let topic = format!("backtest-{}", helios_e2e::kubectl::unique_suffix());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use helios_e2e::topics;
+        topics::create_topics(&env, &[(&topic, 3)]).await.unwrap();
+        let producer = topics::producer(&env).unwrap();
+        // Two keys on three partitions: at least one stays empty.
+        let sent = topics::produce(
+            &producer,
+            &topic,
+            None,
+            messages.iter().map(|(k, v)| (k, v)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(sent as usize, messages.len());
+    });
+    let replay = |topic: &str| {
+        helios(
+            &dir,
+            &[
+                "backtest",
+                "-f",
+                "det.yaml",
+                "--topic",
+                topic,
+                "--kafka-bootstrap",
+                &bootstrap,
+                "--labels",
+                "labels.json",
+            ],
+        )
+    };
+    let out = replay(&topic);
+    let (topic_report, stderr) = text(&out);
+    assert!(out.status.success(), "{topic_report}\n{stderr}");
+    assert!(stderr.contains("read 100% of the topic"), "{stderr}");
+    assert!(
+        topic_report.contains(&format!(
+            "on topic {topic} ({} messages from ",
+            messages.len()
+        )),
+        "{topic_report}"
+    );
+    assert!(
+        topic_report.contains("Skipped: 1 bad lines"),
+        "{topic_report}"
+    );
+    assert!(
+        topic_report.contains("Bad lines (first 1 of 1):\n- partition "),
+        "{topic_report}"
+    );
+    let body = |r: &str| -> Vec<String> {
+        let source = ["# Backtest of", "Skipped:", "Bad lines", "- partition "];
+        r.lines()
+            .filter(|l| !l.is_empty() && !source.iter().any(|s| l.starts_with(s)))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(body(&topic_report), body(&file_report));
+
+    let missing = format!("{topic}-missing");
+    let out = replay(&missing);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stderr.contains(&format!("--topic {missing}: ")), "{stderr}");
+    rt.block_on(helios_e2e::topics::delete_topics(&env, &[&topic]));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

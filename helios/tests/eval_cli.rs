@@ -204,7 +204,8 @@ fn eval_multivariate_prints_per_series_and_overall() {
 }
 
 /// Quality pin on the seeded multivariate generator (seed 42): the core's overall point F1
-/// and ROC-AUC, and that it beats every baseline of the same run on both.
+/// and ROC-AUC, and that it beats every baseline of the same run on both (scikit-learn's
+/// IsolationForest included, run by the stack's Python).
 #[test]
 fn multivariate_generator_scores_are_pinned_against_the_baselines() {
     let dir = std::env::temp_dir().join(format!("helios-gen-{}", std::process::id()));
@@ -215,14 +216,21 @@ fn multivariate_generator_scores_are_pinned_against_the_baselines() {
         .output()
         .unwrap();
     assert!(gen_out.status.success(), "{gen_out:?}");
+    // scikit-learn from the stack (`e2e/stack install`): a missing one fails, never skips.
+    let env = helios_e2e::StackEnv::load().unwrap();
+    let python = env.get("HELIOS_PYTHON").unwrap();
     let out = Command::new(bin)
-        .args(["eval", "multivariate", "--dir"])
+        .args(["eval", "multivariate", "--sklearn-python", python, "--dir"])
         .arg(&dir)
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let row = |method: &str| -> (f64, f64) {
         let line = text
             .lines()
@@ -235,7 +243,18 @@ fn multivariate_generator_scores_are_pinned_against_the_baselines() {
     let (f1, auc) = row("helios core");
     assert!((f1 - 0.295).abs() <= 0.03, "point F1 {f1}\n{text}");
     assert!((auc - 0.8845).abs() <= 0.02, "ROC-AUC {auc}\n{text}");
-    for b in ["random", "max abs z", "PCA error"] {
+    // Measured 2026-12-02: scikit-learn's IsolationForest point F1 0.006, ROC-AUC 0.724.
+    let (_, sk_auc) = row("scikit-learn IsolationForest");
+    assert!(
+        (sk_auc - 0.724).abs() <= 0.03,
+        "scikit-learn ROC-AUC {sk_auc}\n{text}"
+    );
+    for b in [
+        "random",
+        "max abs z",
+        "PCA error",
+        "scikit-learn IsolationForest",
+    ] {
         let (bf1, bauc) = row(b);
         assert!(
             f1 > bf1 && auc > bauc,

@@ -1,7 +1,12 @@
 //! `helios backtest`: replay recorded events through the detector core `helios detect` runs
 //! and print what would have alerted; with ground-truth labels, how well.
 //!
-//! `helios backtest -f detector.yaml --events FILE [--from TIME] [--to TIME] [--labels FILE]`
+//! `helios backtest -f detector.yaml --events FILE|--topic T [--from TIME] [--to TIME]
+//! [--labels FILE]`
+//!
+//! A topic (`--topic T --kafka-bootstrap HOSTS`) is read partition by partition up to the
+//! offsets it had when the replay started and merged by event time, so it replays like the
+//! file the events would make (see [`topic`]).
 //!
 //! Events (NDJSON, one [`Event`] per line, in timestamp order) are fed to
 //! [`Pipeline`] exactly as the worker feeds a single partition: windows close as the watermark
@@ -41,6 +46,9 @@ use helios_traffic::score::{Alert, KeyRun, Scorecard, Scorer};
 
 use crate::cmd::detector_file::{self, DetectorFileError};
 
+mod topic;
+use topic::{TopicRead, TopicSource};
+
 /// Bad lines quoted in the report.
 const SHOWN_BAD_LINES: usize = 5;
 /// Features shown per alert.
@@ -64,9 +72,21 @@ pub struct Args {
         conflicts_with = "topic"
     )]
     events: Option<PathBuf>,
-    /// Read the events from this Kafka topic instead (not supported yet: use --events).
-    #[arg(long, value_name = "T")]
+    /// Read the events from this Kafka topic instead: every partition from its first to its
+    /// last offset at the start, merged by event time (no consumer group, nothing committed).
+    #[arg(long, value_name = "T", requires = "kafka_bootstrap")]
     topic: Option<String>,
+    /// Kafka bootstrap servers for --topic (`host:port,...`).
+    #[arg(long, env = "HELIOS_KAFKA_BOOTSTRAP", value_name = "HOSTS")]
+    kafka_bootstrap: Option<String>,
+    /// Extra librdkafka properties for --topic, `key=value` (TLS, SASL, ...); repeatable.
+    #[arg(
+        long = "kafka-property",
+        env = "HELIOS_KAFKA_PROPERTIES",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
+    kafka_properties: Vec<String>,
     /// Report windows and alerts from this time on (RFC 3339, YYYY-MM-DD or epoch ms); earlier
     /// events of the file still warm the detector up.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -108,12 +128,20 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The events file holds no usable event.
-    #[error("--events {path}: {detail}")]
+    /// The events file or topic holds no usable event.
+    #[error("{source_name}: {detail}")]
     NoEvents {
-        /// The file.
-        path: String,
+        /// `--events FILE` or `--topic T`.
+        source_name: String,
         /// What was found instead.
+        detail: String,
+    },
+    /// The events topic cannot be read (names the topic, partition and Kafka's error).
+    #[error("--topic {topic}: {detail}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// What failed.
         detail: String,
     },
     /// The labels file cannot be read or parsed.
@@ -146,14 +174,6 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 
 /// Run the subcommand: replay, then print the report to stdout.
 pub fn run(args: &Args) -> Result<(), Error> {
-    if let Some(topic) = &args.topic {
-        return Err(Error::Usage(format!(
-            "--topic {topic}: reading events from Kafka is not supported yet: use --events FILE"
-        )));
-    }
-    let Some(events) = &args.events else {
-        return Err(Error::Usage("--events FILE is required".into()));
-    };
     if let (Some(from), Some(to)) = (args.from, args.to)
         && from >= to
     {
@@ -186,8 +206,36 @@ pub fn run(args: &Args) -> Result<(), Error> {
         None => None,
     };
     let mut replay = Replay::new(pipeline, labels, args.from, args.to);
-    replay.read_file(events, !args.quiet)?;
-    let report = replay.report(&det_path, &events.display().to_string());
+    let source = match (&args.events, &args.topic, &args.kafka_bootstrap) {
+        (Some(events), _, _) => {
+            replay.read_file(events, !args.quiet)?;
+            events.display().to_string()
+        }
+        (None, Some(topic), Some(bootstrap)) => {
+            let source = TopicSource {
+                bootstrap: bootstrap.clone(),
+                properties: args.kafka_properties.clone(),
+                topic: topic.clone(),
+            };
+            let read = replay.read_topic(&source, !args.quiet)?;
+            format!(
+                "topic {topic} ({} messages from {} partitions)",
+                read.messages.values().sum::<u64>(),
+                read.messages.len()
+            )
+        }
+        (None, Some(_), None) => {
+            return Err(Error::Usage(
+                "--topic needs --kafka-bootstrap (or HELIOS_KAFKA_BOOTSTRAP)".into(),
+            ));
+        }
+        (None, None, _) => {
+            return Err(Error::Usage(
+                "--events FILE or --topic T is required".into(),
+            ));
+        }
+    };
+    let report = replay.report(&det_path, &source);
     print!("{report}");
     Ok(())
 }
@@ -277,7 +325,7 @@ struct Counts {
     /// Lines that are not an event.
     bad: u64,
     /// The first few bad lines: (line number, error).
-    bad_shown: Vec<(u64, String)>,
+    bad_shown: Vec<(String, String)>,
     /// Events at or after --to (skipped).
     after_to: u64,
     /// Accepted events before --from (they only train the detector).
@@ -407,20 +455,52 @@ impl Replay {
             }
         }
         self.finish()?;
+        self.check_replayed(format!("--events {name}"))
+    }
+
+    /// Replays every partition of a topic, merged by event time, with progress on stderr
+    /// every 5% of its messages.
+    fn read_topic(&mut self, source: &TopicSource, progress: bool) -> Result<TopicRead, Error> {
+        let mut step = 0u64;
+        let read = source.replay(
+            |partition, offset, parsed| {
+                self.parsed(|| format!("partition {partition} offset {offset}"), parsed)
+            },
+            |read, total| {
+                let now = read.saturating_mul(PROGRESS_STEPS) / total.max(1);
+                if progress && now > step {
+                    step = now;
+                    eprintln!(
+                        "read {}% of the topic ({} messages)",
+                        now * 100 / PROGRESS_STEPS,
+                        human(read)
+                    );
+                }
+            },
+        )?;
+        self.finish()?;
+        self.check_replayed(format!("--topic {}", source.topic))?;
+        Ok(read)
+    }
+
+    /// Fails when nothing of the source was replayed, saying why.
+    fn check_replayed(&self, source_name: String) -> Result<(), Error> {
         if self.counts.lines == self.counts.bad {
             let detail = match self.counts.bad_shown.first() {
-                Some((l, e)) => format!(
-                    "no valid event ({} bad lines; line {l}: {e})",
-                    self.counts.bad
-                ),
-                None => "no valid event (the file is empty)".to_string(),
+                Some((at, e)) => {
+                    format!("no valid event ({} bad lines; {at}: {e})", self.counts.bad)
+                }
+                None => "no valid event (no event at all)".to_string(),
             };
-            return Err(Error::NoEvents { path: name, detail });
+            return Err(Error::NoEvents {
+                source_name,
+                detail,
+            });
         }
         if self.counts.accepted == 0 {
             let c = &self.counts;
             return Err(Error::NoEvents {
-                path: name,
+                source_name,
                 detail: format!(
                     "none of its {} events was replayed ({} at or after --to, {} not \
                      matched by the detector's selector, {} late)",
@@ -439,13 +519,25 @@ impl Replay {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
+        self.parsed(
+            || format!("line {line_no}"),
+            serde_json::from_slice::<Event>(raw),
+        )
+    }
+
+    /// One parsed line (or message): an event, or a bad one counted and skipped.
+    fn parsed(
+        &mut self,
+        at: impl FnOnce() -> String,
+        parsed: serde_json::Result<Event>,
+    ) -> Result<(), Error> {
         self.counts.lines += 1;
-        match serde_json::from_slice::<Event>(raw) {
+        match parsed {
             Ok(e) => self.event(&e),
             Err(err) => {
                 self.counts.bad += 1;
                 if self.counts.bad_shown.len() < SHOWN_BAD_LINES {
-                    self.counts.bad_shown.push((line_no, err.to_string()));
+                    self.counts.bad_shown.push((at(), err.to_string()));
                 }
                 Ok(())
             }
@@ -621,8 +713,8 @@ impl Replay {
                 c.bad_shown.len(),
                 c.bad
             );
-            for (l, e) in &c.bad_shown {
-                let _ = writeln!(out, "- line {l}: {e}");
+            for (at, e) in &c.bad_shown {
+                let _ = writeln!(out, "- {at}: {e}");
             }
         }
         let card = self.scorecard();

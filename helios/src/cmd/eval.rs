@@ -59,6 +59,10 @@ enum What {
         /// default Detector over those features.
         #[arg(long)]
         detector: Option<PathBuf>,
+        /// Python with scikit-learn: adds its IsolationForest (defaults, random_state 42) as a
+        /// baseline of the same run (`e2e/stack` installs one: HELIOS_PYTHON in e2e/.stack/env).
+        #[arg(long, value_name = "PYTHON")]
+        sklearn_python: Option<PathBuf>,
     },
     /// Writes the labelled server-metric data set (train/ test/ test_label/ timestamps/
     /// anomalies/) the multivariate evaluation is developed on.
@@ -128,8 +132,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
             files,
             *threads,
         ),
-        What::Multivariate { dir, detector } => {
-            crate::cmd::eval_multivariate::run(dir, detector.as_deref())
+        What::Multivariate {
+            dir,
+            detector,
+            sklearn_python,
+        } => {
+            crate::cmd::eval_multivariate::run(dir, detector.as_deref(), sklearn_python.as_deref())
         }
         What::GenMultivariate {
             out,
@@ -308,6 +316,71 @@ fn write_csv(path: &Path, rows: &[Vec<f64>]) -> Result<(), Error> {
     w.flush().map_err(|e| Error::Sklearn(e.to_string()))
 }
 
+/// Runs `e2e/tools/sklearn_iforest.py` with `flags`, then one CSV file per table of `tables`
+/// (written to a temp dir removed afterwards), and parses the JSON it prints.
+fn run_sklearn(
+    python: &Path,
+    flags: &[&str],
+    tables: &[&[Vec<f64>]],
+) -> Result<serde_json::Value, Error> {
+    let dir = std::env::temp_dir().join(format!(
+        "helios-sklearn-{}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Sklearn(e.to_string()))?;
+    let mut files = Vec::with_capacity(tables.len());
+    for (k, rows) in tables.iter().enumerate() {
+        let path = dir.join(format!("t{k}.csv"));
+        write_csv(&path, rows)?;
+        files.push(path);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/tools/sklearn_iforest.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .args(flags)
+        .args(&files)
+        .output()
+        .map_err(|e| Error::Sklearn(format!("running {}: {e}", python.display())));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out?;
+    if !out.status.success() {
+        return Err(Error::Sklearn(format!(
+            "{} failed (is scikit-learn installed? `e2e/stack install` puts one in HELIOS_PYTHON): {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| Error::Sklearn(format!("bad output: {e}")))
+}
+
+/// scikit-learn's IsolationForest (its defaults, random_state 42) fitted on `train`:
+/// `(training scores, test scores)`, higher = more anomalous.
+pub fn sklearn_scores(
+    python: &Path,
+    train: &[Vec<f64>],
+    test: &[Vec<f64>],
+) -> Result<(Vec<f64>, Vec<f64>), Error> {
+    let v = run_sklearn(python, &["--scores"], &[train, test])?;
+    let column = |name: &str, len: usize| -> Result<Vec<f64>, Error> {
+        let scores: Vec<f64> = v[name]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+            .unwrap_or_default();
+        if scores.len() == len {
+            Ok(scores)
+        } else {
+            Err(Error::Sklearn(format!(
+                "{} {name} scores for {len} rows",
+                scores.len()
+            )))
+        }
+    };
+    Ok((column("train", train.len())?, column("test", test.len())?))
+}
+
 fn compare_sklearn(
     python: &Path,
     train_rows: usize,
@@ -333,36 +406,11 @@ fn compare_sklearn(
     let ours_rate = test.len() as f64 / t0.elapsed().as_secs_f64();
     let ours_auc = roc_auc(&scores, &labels).unwrap_or(f64::NAN);
 
-    let dir = std::env::temp_dir().join(format!("helios-eval-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Sklearn(e.to_string()))?;
-    let (tr, te, la) = (
-        dir.join("train.csv"),
-        dir.join("test.csv"),
-        dir.join("labels.csv"),
-    );
-    write_csv(&tr, &train)?;
-    write_csv(&te, &test)?;
     let label_rows: Vec<Vec<f64>> = labels
         .iter()
         .map(|l| vec![if *l { 1.0 } else { 0.0 }])
         .collect();
-    write_csv(&la, &label_rows)?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/tools/sklearn_iforest.py");
-    let out = Command::new(python)
-        .arg(&script)
-        .args([&tr, &te, &la])
-        .output()
-        .map_err(|e| Error::Sklearn(format!("running {}: {e}", python.display())))?;
-    let _ = std::fs::remove_dir_all(&dir);
-    if !out.status.success() {
-        return Err(Error::Sklearn(format!(
-            "{} failed (is scikit-learn installed? `e2e/stack install` puts one in HELIOS_PYTHON): {}",
-            python.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let sk: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::Sklearn(format!("bad output: {e}")))?;
+    let sk = run_sklearn(python, &[], &[&train, &test, &label_rows])?;
     let sk_rate = sk["score_rows_per_s"].as_f64().unwrap_or(f64::NAN);
     let sk_auc = sk["roc_auc"].as_f64().unwrap_or(f64::NAN);
     let sk_fit = sk["fit_s"].as_f64().unwrap_or(f64::NAN);

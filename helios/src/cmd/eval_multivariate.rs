@@ -5,7 +5,8 @@
 //! threshold rule calibrates on them: the threshold comes from training data only), then the
 //! test rows are scored online. Column `j` is the Detector feature `metrics.f<j>`; rows are
 //! `hop` apart unless `timestamps/<name>.txt` gives epoch seconds per row (train then test).
-//! Baselines (random, per-feature max |z|, PCA reconstruction error) fit on the training rows
+//! Baselines (random, per-feature max |z|, PCA reconstruction error, and with
+//! `--sklearn-python` scikit-learn's IsolationForest) fit on the training rows
 //! and flag test rows above the maximum training score (no false alarm on training data, the
 //! analogue of an alert budget).
 
@@ -140,7 +141,7 @@ fn timestamps(dir: &Path, name: &str, rows: usize, hop_ms: i64) -> Result<Vec<i6
 }
 
 /// Runs the core and the baselines over every series and prints the tables.
-pub fn run(dir: &Path, detector: Option<&Path>) -> Result<(), Error> {
+pub fn run(dir: &Path, detector: Option<&Path>, sklearn: Option<&Path>) -> Result<(), Error> {
     let names = series_names(dir)?;
     let first = load_multivariate(dir, &names[0])?;
     let dims = first.train.first().map_or(0, Vec::len);
@@ -161,7 +162,10 @@ pub fn run(dir: &Path, detector: Option<&Path>) -> Result<(), Error> {
         "| series | rows | anomalies | point P / R / F1 | point-adjusted P / R / F1 | ROC-AUC | PR-AUC | event P / R / F1 |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    let methods = ["helios core", "random", "max abs z", "PCA error"];
+    let mut methods = vec!["helios core", "random", "max abs z", "PCA error"];
+    if sklearn.is_some() {
+        methods.push("scikit-learn IsolationForest");
+    }
     let mut totals = vec![Figures::default(); methods.len()];
     for name in &names {
         let set = load_multivariate(dir, name)?;
@@ -194,11 +198,19 @@ pub fn run(dir: &Path, detector: Option<&Path>) -> Result<(), Error> {
             Box::new(MaxAbsZ::new()),
             Box::new(Pca::default()),
         ];
-        for (k, b) in baselines.iter_mut().enumerate() {
-            let (train, test) = fit_score(b.as_mut(), &set.train, &set.test)?;
+        let mut scored = Vec::with_capacity(methods.len() - 1);
+        for b in &mut baselines {
+            scored.push(fit_score(b.as_mut(), &set.train, &set.test)?);
+        }
+        if let Some(python) = sklearn {
+            scored.push(crate::cmd::eval::sklearn_scores(
+                python, &set.train, &set.test,
+            )?);
+        }
+        for (k, (train, test)) in scored.iter().enumerate() {
             let t = train.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let flags: Vec<bool> = test.iter().map(|&s| s > t).collect();
-            totals[k + 1].add(&Figures::of(&test, &flags, &set.labels));
+            totals[k + 1].add(&Figures::of(test, &flags, &set.labels));
         }
     }
     let o = &totals[0];

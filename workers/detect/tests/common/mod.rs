@@ -11,11 +11,8 @@ use helios_detect::Args;
 use helios_e2e::StackEnv;
 use helios_e2e::clients::{kafka_config, postgres_pool};
 use rdkafka::Message;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -63,18 +60,9 @@ pub fn unique(prefix: &str) -> String {
 
 /// Creates `(topic, partitions)` with replication 1.
 pub async fn create_topics(s: &Stack, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = kafka_config(&s.env).unwrap().create().unwrap();
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
-        .collect();
-    for r in admin
-        .create_topics(&new, &AdminOptions::new())
+    helios_e2e::topics::create_topics(&s.env, topics)
         .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
+        .unwrap();
 }
 
 /// Deterministic noise in `[0, 1)`.
@@ -113,14 +101,9 @@ pub fn events(t0: i64, windows: std::ops::Range<i64>) -> Vec<(String, Vec<u8>)> 
     out
 }
 
-/// An idempotent producer on the stack's Kafka.
+/// The kit's idempotent, batching producer on the stack's Kafka.
 pub fn producer(s: &Stack) -> FutureProducer {
-    kafka_config(&s.env)
-        .unwrap()
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "1")
-        .create()
-        .unwrap()
+    helios_e2e::topics::producer(&s.env).unwrap()
 }
 
 /// Produces `batch` (key, payload) to `topic` (partition by key) and waits for every ack.
@@ -129,39 +112,19 @@ pub async fn produce(producer: &FutureProducer, topic: &str, batch: &[(String, V
 }
 
 /// Produces `batch` to `partition` of `topic` (by key when `None`) and waits for every ack.
-/// Messages are enqueued without waiting for each other (so the producer batches them); a
-/// full local queue is drained before enqueuing goes on.
 pub async fn produce_to(
     producer: &FutureProducer,
     topic: &str,
     partition: Option<i32>,
     batch: &[(String, Vec<u8>)],
 ) {
-    let mut pending = Vec::new();
-    for (k, v) in batch {
-        let mut record = FutureRecord::to(topic).key(k).payload(v);
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    pending.push(delivery);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    for d in pending.drain(..) {
-                        d.await.unwrap().unwrap();
-                    }
-                }
-                Err((e, _)) => panic!("producing to {topic}: {e}"),
-            }
-        }
+    /// A fn item (not a closure), so the future stays `Send` for any lifetime.
+    fn pair((k, v): &(String, Vec<u8>)) -> (&String, &Vec<u8>) {
+        (k, v)
     }
-    for d in pending {
-        d.await.unwrap().unwrap();
-    }
+    helios_e2e::topics::produce(producer, topic, partition, batch.iter().map(pair))
+        .await
+        .unwrap();
 }
 
 /// The Detector spec of the suites: 1 s windows without lateness, 20 warm-up windows.
