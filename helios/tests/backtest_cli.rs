@@ -437,16 +437,30 @@ fn fourteen_days(name: &str, seed: &str, incidents: &[&str]) -> (usize, usize, u
     (hit.len(), rows.len(), fast, per_day)
 }
 
+/// Asserts a [`fourteen_days`] result: caught/all exactly, caught within 2 windows in `fast`,
+/// false alerts per key per day within 0.05 of `per_day`.
+fn pinned(
+    got: (usize, usize, usize, f64),
+    caught_all: (usize, usize),
+    fast: std::ops::RangeInclusive<usize>,
+    per_day: f64,
+) {
+    assert_eq!((got.0, got.1), caught_all, "{got:?}");
+    assert!(fast.contains(&got.2), "{got:?}");
+    assert!((got.3 - per_day).abs() <= 0.05, "{got:?}");
+}
+
 /// Quality pin of the default Detector on the held-out schedule (measured 2026-12-02:
 /// 9/10 caught — the notify drop is missed —, 8 within 2 windows, 0.14 false alerts per key
 /// per day).
 #[test]
 fn default_detector_on_the_held_out_fourteen_days_is_pinned() {
-    let got = fourteen_days("held-out", "7", &HELD_OUT);
-    let (caught, all, fast, per_day) = got;
-    assert_eq!((caught, all), (9, 10), "{got:?}");
-    assert!((7..=9).contains(&fast), "{got:?}");
-    assert!((per_day - 0.14).abs() <= 0.05, "{got:?}");
+    pinned(
+        fourteen_days("held-out", "7", &HELD_OUT),
+        (9, 10),
+        7..=9,
+        0.14,
+    );
 }
 
 /// Quality pin of the default Detector on the second held-out schedule (measured 2026-12-02:
@@ -454,20 +468,17 @@ fn default_detector_on_the_held_out_fourteen_days_is_pinned() {
 /// windows, 0.13 false alerts per key per day).
 #[test]
 fn default_detector_on_the_second_held_out_fourteen_days_is_pinned() {
-    let got = fourteen_days("held-out-2", "23", &HELD_OUT_2);
-    let (caught, all, fast, per_day) = got;
-    assert_eq!((caught, all), (9, 10), "{got:?}");
-    assert!((7..=9).contains(&fast), "{got:?}");
-    assert!((per_day - 0.13).abs() <= 0.05, "{got:?}");
+    pinned(
+        fourteen_days("held-out-2", "23", &HELD_OUT_2),
+        (9, 10),
+        7..=9,
+        0.13,
+    );
 }
 
 /// Quality pin of the default Detector on the schedule it was tuned on (measured 2026-12-02:
 /// 13/13 caught, 11 within 2 windows, 0.11 false alerts per key per day).
 #[test]
 fn default_detector_on_the_tuning_fourteen_days_is_pinned() {
-    let got = fourteen_days("tuning", "42", &[]);
-    let (caught, all, fast, per_day) = got;
-    assert_eq!((caught, all), (13, 13), "{got:?}");
-    assert!((10..=12).contains(&fast), "{got:?}");
-    assert!((per_day - 0.11).abs() <= 0.05, "{got:?}");
+    pinned(fourteen_days("tuning", "42", &[]), (13, 13), 10..=12, 0.11);
 }
