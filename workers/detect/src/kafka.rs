@@ -80,8 +80,8 @@ impl ConsumerContext for DetectContext {
 /// The events consumer.
 pub type EventsConsumer = StreamConsumer<DetectContext>;
 
-/// Applies `key=value` extra properties.
-fn apply_properties(cfg: &mut ClientConfig, props: &[String]) -> Result<(), KafkaFailure> {
+/// Applies `key=value` extra properties (blank entries are ignored).
+pub fn apply_properties(cfg: &mut ClientConfig, props: &[String]) -> Result<(), KafkaFailure> {
     for p in props.iter().filter(|p| !p.trim().is_empty()) {
         let (k, v) = p
             .split_once('=')

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use helios_detect::kafka::apply_properties;
 use helios_detection::event::Event;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -44,14 +45,20 @@ struct Part {
     id: i32,
     /// Offset after the last message to read (the high watermark at the start).
     end: i64,
-    /// Next offset expected.
+    /// Next offset expected (at `end` or beyond once the partition is read).
     next: i64,
     queue: PartitionQueue<DefaultConsumerContext>,
     /// Messages taken from the consumer's main queue before the split (offset order).
     early: VecDeque<OwnedMessage>,
     /// The parsed head of the partition, waiting for its turn.
     head: Option<(Event, i64)>,
-    done: bool,
+}
+
+impl Part {
+    /// Read to its end.
+    fn done(&self) -> bool {
+        self.next >= self.end
+    }
 }
 
 /// What was read: messages per partition.
@@ -79,12 +86,8 @@ impl TopicSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("client.id", "helios-backtest");
-        for p in self.properties.iter().filter(|p| !p.trim().is_empty()) {
-            let (k, v) = p.split_once('=').ok_or_else(|| {
-                Error::Usage(format!("--kafka-property {p:?}: expected key=value"))
-            })?;
-            cfg.set(k.trim(), v.trim());
-        }
+        apply_properties(&mut cfg, &self.properties)
+            .map_err(|e| Error::Usage(format!("--kafka-property: {e}")))?;
         cfg.create()
             .map(Arc::new)
             .map_err(|e| self.error(format!("creating a consumer: {e}")))
@@ -146,7 +149,6 @@ impl TopicSource {
                 queue,
                 early: VecDeque::new(),
                 head: None,
-                done: false,
             });
         }
         self.serve_main(&consumer, &mut parts)?;
@@ -155,7 +157,7 @@ impl TopicSource {
         let mut count = 0u64;
         loop {
             for i in 0..parts.len() {
-                if parts[i].done || parts[i].head.is_some() {
+                if parts[i].done() || parts[i].head.is_some() {
                     continue;
                 }
                 while let Some(m) = self.next_message(&consumer, &mut parts, i)? {
@@ -171,19 +173,16 @@ impl TopicSource {
                     }
                 }
             }
-            let next = parts
-                .iter_mut()
-                .filter_map(|p| p.head.as_ref().map(|(e, _)| (e.timestamp_ms, p.id)))
+            let oldest = parts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.head.as_ref().map(|(e, _)| (e.timestamp_ms, i)))
                 .min();
-            let Some((_, id)) = next else {
+            let Some((_, i)) = oldest else {
                 return Ok(read);
             };
-            if let Some((e, offset)) = parts
-                .iter_mut()
-                .find(|p| p.id == id)
-                .and_then(|p| p.head.take())
-            {
-                sink(id, offset, Ok(e))?;
+            if let Some((e, offset)) = parts[i].head.take() {
+                sink(parts[i].id, offset, Ok(e))?;
             }
         }
     }
@@ -210,8 +209,7 @@ impl TopicSource {
         let waited = Instant::now();
         loop {
             let (id, next, end) = (parts[i].id, parts[i].next, parts[i].end);
-            if next >= end {
-                parts[i].done = true;
+            if parts[i].done() {
                 return Ok(None);
             }
             let polled = match parts[i].early.pop_front() {
@@ -228,7 +226,7 @@ impl TopicSource {
                 // Skipped offsets (transaction markers, compaction) show in the position.
                 self.serve_main(consumer, parts)?;
                 if parts[i].early.is_empty() && self.position(consumer, id) >= end {
-                    parts[i].done = true;
+                    parts[i].next = end;
                     return Ok(None);
                 }
                 if waited.elapsed() >= STALL {
@@ -243,11 +241,7 @@ impl TopicSource {
                 continue;
             }
             parts[i].next = m.offset() + 1;
-            if m.offset() >= end {
-                parts[i].done = true;
-                return Ok(None);
-            }
-            return Ok(Some(m));
+            return Ok((m.offset() < end).then_some(m));
         }
     }
 
