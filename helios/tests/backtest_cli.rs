@@ -373,7 +373,7 @@ const HELD_OUT: [&str; 10] = [
 ];
 
 /// A second held-out schedule (seed 23), fixed on 2026-12-02 after the first held-out one had
-/// been looked at while diagnosing a miss: the schedule no change has been judged on yet.
+/// been looked at while diagnosing a miss; the drop guard (2026-12-03) was judged on it.
 const HELD_OUT_2: [&str; 10] = [
     "drop:catalog:at=4d15h:for=40m:x=0.3",
     "errors:search:at=5d9h:for=25m:x=0.25",
@@ -385,6 +385,35 @@ const HELD_OUT_2: [&str; 10] = [
     "latency:search:at=11d2h:for=25m:x=12:p=0.08",
     "partial:catalog:at=12d10h:for=30m:x=0.9:ep=/items",
     "drop:checkout:at=13d12h:for=40m:x=0.3",
+];
+
+/// A third held-out schedule (seed 31), fixed on 2026-12-02 before the drop guard and first
+/// judged on it.
+const HELD_OUT_3: [&str; 10] = [
+    "errors:notify:at=4d10h:for=25m:x=0.3",
+    "drop:search:at=5d14h:for=40m:x=0.3",
+    "latency:checkout:at=6d3h:for=20m:x=10:p=0.08",
+    "partial:auth:at=7d11h:for=30m:x=0.85:ep=/token",
+    "creep:catalog:at=8d5h:for=5h:x=3:ramp=4h",
+    "drop:notify:at=9d13h:for=40m:x=0.3",
+    "errors:checkout:at=10d20h:for=25m:x=0.25",
+    "latency:auth:at=11d15h:for=25m:x=12:p=0.08",
+    "partial:search:at=12d9h:for=30m:x=0.9:ep=/suggest",
+    "drop:catalog:at=13d11h:for=45m:x=0.3",
+];
+
+/// A fourth held-out schedule (seed 61), fixed on 2026-12-03 after the drop guard was final.
+const HELD_OUT_4: [&str; 10] = [
+    "drop:checkout:at=3d11h:for=40m:x=0.3",
+    "latency:search:at=4d20h:for=20m:x=10:p=0.08",
+    "errors:auth:at=5d15h:for=25m:x=0.3",
+    "partial:notify:at=6d10h:for=30m:x=0.85:ep=/email",
+    "drop:auth:at=7d13h:for=45m:x=0.3",
+    "creep:search:at=8d9h:for=5h:x=3:ramp=4h",
+    "errors:catalog:at=9d17h:for=25m:x=0.25",
+    "drop:search:at=10d12h:for=40m:x=0.3",
+    "latency:notify:at=11d4h:for=25m:x=12:p=0.08",
+    "partial:checkout:at=12d15h:for=30m:x=0.9:ep=/cart",
 ];
 
 /// The Detector a team gets by default: five request features, nothing else set.
@@ -450,29 +479,56 @@ fn pinned(
     assert!((got.3 - per_day).abs() <= 0.05, "{got:?}");
 }
 
-/// Quality pin of the default Detector on the held-out schedule (measured 2026-12-02:
-/// 9/10 caught — the notify drop is missed —, 8 within 2 windows, 0.14 false alerts per key
-/// per day).
+/// Quality pin of the default Detector on the held-out schedule (measured 2026-12-03 with the
+/// drop guard: 10/10 caught, 9 within 2 windows — the creep takes 21 —, 0.14 false alerts
+/// per key per day).
 #[test]
 fn default_detector_on_the_held_out_fourteen_days_is_pinned() {
     pinned(
         fourteen_days("held-out", "7", &HELD_OUT),
+        (10, 10),
+        8..=10,
+        0.14,
+    );
+}
+
+/// Quality pin of the default Detector on the second held-out schedule (measured 2026-12-03
+/// with the drop guard: 10/10 caught, 9 within 2 windows — the creep takes 11 —, 0.13 false
+/// alerts per key per day).
+#[test]
+fn default_detector_on_the_second_held_out_fourteen_days_is_pinned() {
+    pinned(
+        fourteen_days("held-out-2", "23", &HELD_OUT_2),
+        (10, 10),
+        8..=10,
+        0.13,
+    );
+}
+
+/// Quality pin on the third held-out schedule, judged once on the drop guard (measured
+/// 2026-12-03: 9/10 caught — the Saturday search drop, before the weekly profile starts, is
+/// missed —, 8 within 2 windows, 0.14 false alerts per key per day).
+#[test]
+fn default_detector_on_the_third_held_out_fourteen_days_is_pinned() {
+    pinned(
+        fourteen_days("held-out-3", "31", &HELD_OUT_3),
         (9, 10),
         7..=9,
         0.14,
     );
 }
 
-/// Quality pin of the default Detector on the second held-out schedule (measured 2026-12-02:
-/// 9/10 caught — the auth drop the day after the creep on auth is missed —, 8 within 2
-/// windows, 0.13 false alerts per key per day).
+/// Quality pin on the fourth held-out schedule, fixed after the drop guard was final and
+/// judged once on it (measured 2026-12-03: 8/10 caught — the Saturday auth error burst and
+/// the auth drop are missed —, 7 within 2 windows, 0.17 false alerts per key per day: over
+/// the one-per-week budget).
 #[test]
-fn default_detector_on_the_second_held_out_fourteen_days_is_pinned() {
+fn default_detector_on_the_fourth_held_out_fourteen_days_is_pinned() {
     pinned(
-        fourteen_days("held-out-2", "23", &HELD_OUT_2),
-        (9, 10),
-        7..=9,
-        0.13,
+        fourteen_days("held-out-4", "61", &HELD_OUT_4),
+        (8, 10),
+        6..=8,
+        0.17,
     );
 }
 

@@ -4,7 +4,8 @@
 //! so every figure describes the code a Detector runs.
 //!
 //! ```text
-//! (key, window, values) ─▶ KeyModel (warm-up, history, seasonal baseline, forest, guards)
+//! (key, window, values) ─▶ KeyModel (warm-up, history, seasonal baseline, forest, range and
+//!                          drop guards)
 //!                            │ score, forced
 //!                            ▼
 //!                          threshold rule (explicit | contamination | alert budget)
@@ -13,6 +14,7 @@
 //!                          explanation ─▶ AlertState (consecutive, cooldown, floors) ─▶ Transition
 //! ```
 
+pub mod drop;
 pub mod likelihood;
 pub mod model;
 pub mod seasonal;
@@ -118,6 +120,14 @@ impl DetectorCore {
                 &cfg.model,
                 None,
             ));
+        }
+        if cfg.model.drop_guard.is_none()
+            && let Some(g) = &cfg.model.guard_tail
+        {
+            // The range guard's per-feature rate; it acts a day after the weekly switch.
+            let day = (seasonal::DAY_MS / cfg.hop_ms.max(1)).max(100) as usize;
+            cfg.model.drop_guard =
+                drop::DropGuardConfig::for_features(&cfg.features, g.rate, day, cfg.model.history);
         }
         cfg.model.validate(cfg.features.len())?;
         let mut seen = std::collections::BTreeSet::new();

@@ -20,6 +20,8 @@
 //! forest groups values beyond its training range with the maximum. It scores 1
 //! (RobustForest) or `max(s, z/(z+3))` (IsolationForest). Within the range only the model
 //! flags, so a rare but known value (one error in a quiet hour) never storms.
+//! The **drop guard** ([`crate::engine::drop`]) flags a sustained, sudden fall of the request
+//! count below its hour-of-week baseline the same way (score 1).
 //! Windows flagged by a guard or scoring at or above `exclude_level` never enter the training
 //! history or the seasonal profile; so the scores a key produces do not depend on the alert
 //! threshold, and a threshold sweep over stored scores is exact.
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::DetectionError;
 use crate::alert::ReplayWindow;
+use crate::engine::drop::{DropGuardConfig, DropState};
 use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
 use crate::engine::seasonal::{
     Period, REQUEST_WEEKLY_AFTER_MS, SeasonalProfile, SeasonalityMode, WEEKLY_AFTER_MS,
@@ -114,6 +117,10 @@ pub struct ModelConfig {
     /// Flagged windows in a row after which flagged windows are learnt again (a new normal;
     /// 0 = never).
     pub adapt_after: usize,
+    /// The drop guard of the request count (`None`: derived by the core when the features
+    /// count requests; `span: 0` turns it off).
+    #[serde(default)]
+    pub drop_guard: Option<DropGuardConfig>,
 }
 
 impl ModelConfig {
@@ -159,6 +166,7 @@ impl ModelConfig {
                 .map(|f| crate::features::min_scale(f))
                 .collect(),
             adapt_after: 288,
+            drop_guard: None,
         }
     }
 
@@ -344,6 +352,7 @@ pub struct KeyModel {
     /// `|value − baseline|` per feature of the recent scored windows (guard calibration).
     deviations: VecDeque<Vec<f64>>,
     threshold: Option<ThresholdDecision>,
+    drop: DropState,
     excluded_run: usize,
     period: Period,
     seen: usize,
@@ -389,6 +398,7 @@ impl KeyModel {
             scored: VecDeque::new(),
             deviations: VecDeque::new(),
             threshold: None,
+            drop: DropState::default(),
             excluded_run: 0,
             period: Period::None,
             seen: 0,
@@ -445,7 +455,8 @@ impl KeyModel {
     /// range the guard checks (so a sustained shift stays guarded until it is learnt as the
     /// new normal after `adapt_after` windows).
     /// When the seasonal period changes, scores before it describe another model: the
-    /// out-of-sample record and the likelihood start again (and the threshold recalibrates).
+    /// out-of-sample record, the likelihood and the drop guard start again (and the threshold
+    /// recalibrates).
     fn learn(&mut self, ts: i64, x: &[f64], ctx: Vec<f64>) {
         self.history.push_back(Row {
             ts,
@@ -462,12 +473,21 @@ impl KeyModel {
             self.scored.clear();
             self.likelihood = Likelihood::new(self.cfg.likelihood);
             self.threshold = None;
+            self.drop.reset();
         }
         let (lo, hi) = self.range.get_or_insert_with(|| (x.to_vec(), x.to_vec()));
         for (j, &v) in x.iter().enumerate() {
             lo[j] = lo[j].min(v);
             hi[j] = hi[j].max(v);
         }
+    }
+
+    /// Median of feature `j` over the last `local_window` windows (`None` before any).
+    fn local_median(&self, j: usize) -> Option<f64> {
+        let n = self.recent.len();
+        let w = self.cfg.local_window.min(n);
+        let past: Vec<f64> = self.recent.iter().skip(n - w).map(|r| r[j]).collect();
+        (!past.is_empty()).then(|| median(&past))
     }
 
     fn context(&self, x: &[f64]) -> Vec<f64> {
@@ -584,6 +604,11 @@ impl KeyModel {
                 tail.map_or(self.cfg.z_guard, |q| q.max(self.cfg.z_guard))
             })
             .collect();
+        if let Some(g) = &self.cfg.drop_guard
+            && let Some(&scale) = scales.get(g.feature)
+        {
+            self.drop.calibrate(g, self.cfg.z_guard * scale);
+        }
         self.deviation = Some(Deviation {
             medians,
             scales,
@@ -687,7 +712,23 @@ impl KeyModel {
                 let v = self.vector(x, &ctx, &expected);
                 let s = forest.score(&v)?;
                 let (max_z, relation) = self.max_z(x, &expected);
-                let guard = self.out_of_range(x, &expected);
+                let range = self.out_of_range(x, &expected);
+                let final_period = self.period() == self.cfg.seasonality.final_period()
+                    && self.period() != Period::None;
+                let local = self
+                    .cfg
+                    .drop_guard
+                    .as_ref()
+                    .and_then(|g| self.local_median(g.feature));
+                let dropped = self.cfg.drop_guard.as_ref().and_then(|g| {
+                    let v = *x.get(g.feature)?;
+                    let seasonal = v - expected.get(g.feature)?;
+                    // Only what is both unseasonal and sudden: a level that drifted for hours
+                    // (or a noisy slot of a one-week profile) is not an outage.
+                    let dev = seasonal.max(v - local.unwrap_or(v));
+                    self.drop.check(g, dev, final_period).then_some(g.feature)
+                });
+                let guard = range.or(dropped);
                 let forced = guard.is_some();
                 let score = match self.cfg.algorithm {
                     Algorithm::IsolationForest if forced => s.max(max_z.0 / (max_z.0 + 3.0)),
@@ -709,6 +750,9 @@ impl KeyModel {
                     ((x[j] - expected[j]).abs() / dev, j)
                 });
                 let flagged = forced || score >= self.cfg.algorithm.exclude_level();
+                if let Some(g) = &self.cfg.drop_guard {
+                    self.drop.record(g, dropped.is_some());
+                }
                 self.excluded_run = if flagged { self.excluded_run + 1 } else { 0 };
                 let adapted = self.cfg.adapt_after > 0 && self.excluded_run > self.cfg.adapt_after;
                 if !flagged || adapted {

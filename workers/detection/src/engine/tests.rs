@@ -358,3 +358,74 @@ fn a_calibrated_guard_does_not_page_for_the_noise_of_few_requests() {
         "fixed z: {fixed} vs calibrated {calibrated}"
     );
 }
+
+/// Ten days of a request count with a daily shape, weekends at 60 % and correlated noise; on day
+/// 9 (a Wednesday on the weekly profile) a drop to 30 % at 14:00 for 8 windows, and on day 10 a
+/// level that sinks by 30 % over 6 hours. Returns (windows the drop guard flagged outside the
+/// drop, the drop's first window the drop guard flagged counted from its start, windows it
+/// flagged in the drift).
+fn drop_and_drift(guard: bool) -> (usize, Option<i64>, usize) {
+    let mut c = core(
+        &["event_count", "error_rate"],
+        Algorithm::RobustForest,
+        BUDGET,
+    );
+    if !guard {
+        let mut cfg = c.config().clone();
+        if let Some(g) = cfg.model.drop_guard.as_mut() {
+            g.span = 0;
+        }
+        c = DetectorCore::new(cfg).expect("valid config");
+    }
+    let mut r = SplitMix64::new(9);
+    let drop_at = (9 * DAY_MS + 14 * HOUR_MS) / STEP;
+    let (drift_from, drift_to) = (
+        (10 * DAY_MS + 8 * HOUR_MS) / STEP,
+        (10 * DAY_MS + 14 * HOUR_MS) / STEP,
+    );
+    let (mut clean, mut first, mut drift, mut noise) = (0, None, 0, 0.0);
+    for i in 0..(11 * DAY_MS / STEP) {
+        let ts = i * STEP;
+        // 1970-01-01 is a Thursday: days 2 and 3 of every week are the weekend.
+        let weekend = matches!((ts / DAY_MS) % 7, 2 | 3);
+        noise = 0.8 * noise + 0.6 * 0.05 * gauss(&mut r);
+        let mut v = 300.0 * load(ts) * if weekend { 0.6 } else { 1.0 } * (1.0 + noise);
+        if (drop_at..drop_at + 8).contains(&i) {
+            v *= 0.3;
+        }
+        if i >= drift_from {
+            v *= 1.0 - 0.3 * ((i - drift_from) as f64 / (drift_to - drift_from) as f64).min(1.0);
+        }
+        let out = c
+            .observe("svc", ts, ts + STEP, &[v.round(), 0.0])
+            .expect("observe");
+        let by_drop_guard = out.forced && out.drivers.first().is_some_and(|d| d == "event_count");
+        if (drop_at..drop_at + 8).contains(&i) {
+            if by_drop_guard && first.is_none() {
+                first = Some(i - drop_at);
+            }
+        } else if i >= drift_from {
+            drift += usize::from(by_drop_guard);
+        } else {
+            clean += usize::from(by_drop_guard);
+        }
+    }
+    (clean, first, drift)
+}
+
+#[test]
+fn the_drop_guard_pages_a_sudden_drop_at_peak_and_not_a_drift() {
+    let (clean, first, drift) = drop_and_drift(true);
+    assert_eq!(clean, 0, "drop-guard flags on clean traffic");
+    assert!(
+        first.is_some_and(|d| d <= 2),
+        "drop first flagged at window {first:?}"
+    );
+    assert_eq!(drift, 0, "drop-guard flags on a slow drift");
+    let (clean_off, _, drift_off) = drop_and_drift(false);
+    assert_eq!(
+        (clean_off, drift_off),
+        (0, 0),
+        "no drop-guard flag when it is off"
+    );
+}

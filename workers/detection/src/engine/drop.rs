@@ -1,0 +1,211 @@
+//! The drop guard: a sustained fall of the request count below its seasonal baseline flags a
+//! window whatever the threshold. A silent outage at peak (no errors, normal latency) keeps
+//! the count inside the range seen at night, so the range guard never sees it, and the
+//! forest and the likelihood rise only slowly on one feature of five; yet the count is the
+//! feature whose seasonal residual says it plainly.
+//!
+//! Statistic: the mean of the last `span` signed residuals of the count, each the larger of
+//! `x − typical(hour)` and `x − median(last local_window windows)`, so only a fall that is
+//! both unseasonal and sudden counts (a level that drifted for hours, or a noisy slot of a
+//! one-week profile, does not). Limit: the exponential tail of that statistic's recent
+//! out-of-sample values (windows the drop guard itself flagged left out, so one outage does
+//! not blind it to the next), extrapolated to `rate` per window, and never less than `z_guard` residual scales. It acts
+//! only on the final seasonal profile (hour of week for `Auto`), since a daily profile sees
+//! every weekend as a drop, and after `min_windows` of it; a period change starts it again.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::threshold::tail_quantile;
+
+/// Signed residuals averaged: three 5-minute windows page a drop within 2 windows while one
+/// noisy window does not.
+pub const DROP_SPAN: usize = 3;
+
+/// Settings of the drop guard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DropGuardConfig {
+    /// Index of the count feature among the base features.
+    pub feature: usize,
+    /// Signed residuals averaged (0 = guard off).
+    pub span: usize,
+    /// Per-window probability the limit is extrapolated to.
+    pub rate: f64,
+    /// Windows of the final profile recorded before the guard acts.
+    pub min_windows: usize,
+    /// Most statistics kept for the calibration.
+    pub keep: usize,
+}
+
+impl DropGuardConfig {
+    /// The guard of `event_count` when `features` has it (`None` otherwise), at `rate` per
+    /// window, acting after `min_windows` and keeping `keep` statistics.
+    pub fn for_features(
+        features: &[String],
+        rate: f64,
+        min_windows: usize,
+        keep: usize,
+    ) -> Option<Self> {
+        let feature = features.iter().position(|f| f == "event_count")?;
+        Some(Self {
+            feature,
+            span: DROP_SPAN,
+            rate,
+            min_windows,
+            keep: keep.max(min_windows),
+        })
+    }
+}
+
+/// Drop-guard state of one key.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DropState {
+    /// The last `span` signed residuals.
+    recent: VecDeque<f64>,
+    /// Out-of-sample `−mean` of the residuals (larger = deeper drop) of unflagged windows.
+    record: VecDeque<f64>,
+    /// The limit in force (`None` while calibrating).
+    limit: Option<f64>,
+    /// The statistic of the last checked window.
+    last: Option<f64>,
+}
+
+impl DropState {
+    /// Forgets everything (a new seasonal period: residuals of the old one do not calibrate it).
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Checks one window's signed residual `dev` of the count (on the final profile only):
+    /// whether the guard flags it. Flagged needs the window itself below its baseline.
+    pub fn check(&mut self, cfg: &DropGuardConfig, dev: f64, final_period: bool) -> bool {
+        self.last = None;
+        if cfg.span == 0 || !final_period {
+            return false;
+        }
+        self.recent.push_back(dev);
+        while self.recent.len() > cfg.span {
+            self.recent.pop_front();
+        }
+        if self.recent.len() < cfg.span {
+            return false;
+        }
+        let depth = -self.recent.iter().sum::<f64>() / cfg.span as f64;
+        self.last = Some(depth);
+        dev < 0.0 && self.limit.is_some_and(|l| depth > l)
+    }
+
+    /// Records the last checked window unless the drop guard flagged it.
+    pub fn record(&mut self, cfg: &DropGuardConfig, flagged: bool) {
+        if let Some(depth) = self.last.take()
+            && !flagged
+        {
+            self.record.push_back(depth);
+            while self.record.len() > cfg.keep {
+                self.record.pop_front();
+            }
+        }
+    }
+
+    /// Re-derives the limit from the record (its deepest value when the tail cannot be fitted);
+    /// `floor` is the least it may be (`z_guard` residual scales of the count).
+    pub fn calibrate(&mut self, cfg: &DropGuardConfig, floor: f64) {
+        self.limit = (self.record.len() >= cfg.min_windows).then(|| {
+            let v: Vec<f64> = self.record.iter().copied().collect();
+            let most = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            tail_quantile(&v, cfg.rate).unwrap_or(most).max(floor)
+        });
+    }
+
+    /// The limit in force (in count units below the baseline).
+    pub fn limit(&self) -> Option<f64> {
+        self.limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    fn cfg() -> DropGuardConfig {
+        DropGuardConfig {
+            feature: 0,
+            span: 3,
+            rate: 1e-4,
+            min_windows: 288,
+            keep: 2016,
+        }
+    }
+
+    /// A calibrated state on `n` windows of uniform noise in ±`noise`.
+    fn calibrated(n: usize, noise: f64) -> DropState {
+        let (c, mut s, mut r) = (cfg(), DropState::default(), SplitMix64::new(3));
+        for _ in 0..n {
+            let flagged = s.check(&c, noise * (2.0 * r.next_f64() - 1.0), true);
+            s.record(&c, flagged);
+        }
+        s.calibrate(&c, 1.0);
+        s
+    }
+
+    #[test]
+    fn waits_for_min_windows_then_flags_a_sustained_drop_only() {
+        let c = cfg();
+        assert_eq!(calibrated(200, 5.0).limit(), None);
+        let mut s = calibrated(1000, 5.0);
+        let limit = s.limit().expect("calibrated");
+        assert!((1.0..10.0).contains(&limit), "{limit}");
+        // One deep window is diluted by the span; from the second in a row they flag.
+        assert!(!s.check(&c, -12.0, true));
+        assert!(!s.check(&c, 0.0, true));
+        assert!(!s.check(&c, 0.0, true));
+        let fired: Vec<bool> = (0..3).map(|_| s.check(&c, -2.5 * limit, true)).collect();
+        assert_eq!(fired, [false, true, true]);
+        // A rise is never a drop; a window above its baseline is not flagged.
+        assert!(!s.check(&c, 40.0, true));
+    }
+
+    #[test]
+    fn acts_on_the_final_period_only_and_restarts_on_reset() {
+        let c = cfg();
+        let mut s = calibrated(1000, 5.0);
+        assert!(!(0..5).any(|_| s.check(&c, -30.0, false)));
+        s.reset();
+        assert_eq!(s.limit(), None);
+        assert!(!(0..5).any(|_| s.check(&c, -30.0, true)));
+    }
+
+    #[test]
+    fn flagged_windows_stay_out_of_the_record() {
+        let c = cfg();
+        let mut s = calibrated(1000, 5.0);
+        let before = s.limit().expect("calibrated");
+        for _ in 0..50 {
+            let f = s.check(&c, -30.0, true);
+            s.record(&c, f);
+        }
+        s.calibrate(&c, 1.0);
+        let after = s.limit().expect("calibrated");
+        assert!((after - before).abs() < 1.0, "{before} → {after}");
+    }
+
+    #[test]
+    fn the_floor_holds_on_a_constant_count() {
+        let mut s = calibrated(1000, 0.0);
+        s.calibrate(&cfg(), 4.0);
+        assert!(s.limit().is_some_and(|l| l >= 4.0), "{:?}", s.limit());
+    }
+
+    #[test]
+    fn only_detectors_counting_requests_get_one() {
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            DropGuardConfig::for_features(&f(&["error_rate", "event_count"]), 1e-4, 288, 2016)
+                .map(|c| c.feature),
+            Some(1)
+        );
+        assert!(DropGuardConfig::for_features(&f(&["metrics.cpu"]), 1e-4, 288, 2016).is_none());
+    }
+}
