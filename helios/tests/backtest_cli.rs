@@ -190,6 +190,63 @@ fn five_day_scenario_catches_the_error_burst_with_few_false_alerts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--windows` writes every reported window with its score, flag, values and ground truth:
+/// as many lines as the report counts windows, as many flagged as it counts anomalous, and the
+/// error burst's windows flagged.
+#[test]
+fn the_windows_export_holds_every_reported_window() {
+    let dir = temp_dir("windows");
+    five_day_scenario(&dir);
+    std::fs::write(dir.join("det.yaml"), DETECTOR).unwrap();
+    let out = helios(
+        &dir,
+        &[
+            "backtest",
+            "-f",
+            "det.yaml",
+            "--events",
+            "events.ndjson",
+            "--labels",
+            "labels.json",
+            "--windows",
+            "windows.ndjson",
+            "--quiet",
+        ],
+    );
+    let (report, stderr) = text(&out);
+    assert!(out.status.success(), "{report}\n{stderr}");
+    let overall = report
+        .lines()
+        .find_map(|l| l.strip_prefix("overall: 2 keys, "))
+        .unwrap_or_else(|| panic!("no overall line:\n{report}"));
+    let count = |unit: &str| -> usize {
+        overall
+            .split(", ")
+            .find_map(|p| p.strip_suffix(unit))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {unit} in {overall}"))
+    };
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("windows.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), count(" windows"), "{report}");
+    let flagged = lines.iter().filter(|w| w["anomalous"] == true).count();
+    assert_eq!(flagged, count(" anomalous"), "{report}");
+    let burst: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|w| w["key"] == "checkout" && w["incident"] == true)
+        .collect();
+    assert!(!burst.is_empty(), "no checkout incident window");
+    assert!(
+        burst.iter().any(|w| w["anomalous"] == true
+            && w["values"]["error_rate"].as_f64().is_some_and(|e| e > 0.2)),
+        "{burst:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--topic` replays the events of a 3-partition topic (one partition empty, one message that
 /// is not an event) exactly as the file they came from, and a missing topic is named.
 #[test]

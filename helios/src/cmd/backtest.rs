@@ -2,7 +2,7 @@
 //! and print what would have alerted; with ground-truth labels, how well.
 //!
 //! `helios backtest -f detector.yaml --events FILE|--topic T [--from TIME] [--to TIME]
-//! [--labels FILE]`
+//! [--labels FILE] [--windows FILE]`
 //!
 //! A topic (`--topic T --kafka-bootstrap HOSTS`) is read partition by partition up to the
 //! offsets it had when the replay started and merged by event time, so it replays like the
@@ -27,6 +27,8 @@
 //! after it ends; its delay is the number of hops from the window holding the incident start
 //! to the firing window. Alerts matching no incident are false alerts. Window-wise, a window
 //! is positive when it overlaps an incident of its key and predicted when the model flagged it.
+//!
+//! `--windows FILE` also writes every reported window as NDJSON (see [`windows`]).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -45,8 +47,10 @@ use crate::cmd::detector_file::{self, DetectorFileError};
 
 mod report;
 mod topic;
+mod windows;
 use report::{human, time};
 use topic::{TopicRead, TopicSource};
+use windows::{WindowLine, WindowsOut};
 
 /// Bad lines quoted in the report.
 const SHOWN_BAD_LINES: usize = 5;
@@ -97,6 +101,10 @@ pub struct Args {
     /// detection delay, false alerts per key per day and window precision/recall/F1.
     #[arg(long, value_name = "FILE")]
     labels: Option<PathBuf>,
+    /// Also write every reported window to this file, one JSON object per line: key, start,
+    /// end, score, anomalous, drivers, feature values (and `incident` with --labels).
+    #[arg(long, value_name = "FILE")]
+    windows: Option<PathBuf>,
     /// Range guard: also flag a window when a feature's robust z reaches this (0 = off), as
     /// `helios detect --z-guard`; default: the same as `helios detect`.
     #[arg(long, value_name = "Z")]
@@ -149,6 +157,14 @@ pub enum Error {
         /// The file.
         path: String,
         /// The I/O or JSON error.
+        source: std::io::Error,
+    },
+    /// The --windows file cannot be written.
+    #[error("--windows {path}: {source}")]
+    Windows {
+        /// The file.
+        path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The detector core failed while scoring.
@@ -205,6 +221,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
         None => None,
     };
     let mut replay = Replay::new(pipeline, labels, args.from, args.to);
+    if let Some(path) = &args.windows {
+        replay.windows_out = Some(WindowsOut::create(path)?);
+    }
     let source = match (&args.events, &args.topic, &args.kafka_bootstrap) {
         (Some(events), _, _) => {
             replay.read_file(events, !args.quiet)?;
@@ -234,6 +253,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
             ));
         }
     };
+    if let Some(out) = replay.windows_out.as_mut() {
+        out.flush()?;
+    }
     let report = replay.report(&det_path, &source);
     print!("{report}");
     Ok(())
@@ -378,6 +400,10 @@ struct Replay {
     keys: BTreeMap<String, KeyStats>,
     alerts: Vec<AlertRow>,
     counts: Counts,
+    /// Feature names, in the order of a window's values.
+    feature_names: Vec<String>,
+    /// Where `--windows` goes.
+    windows_out: Option<WindowsOut>,
 }
 
 impl Replay {
@@ -388,6 +414,7 @@ impl Replay {
         to: Option<i64>,
     ) -> Self {
         let w = pipeline.config().window;
+        let feature_names = pipeline.config().feature_names();
         Self {
             pipeline,
             labels,
@@ -402,6 +429,8 @@ impl Replay {
             keys: BTreeMap::new(),
             alerts: Vec::new(),
             counts: Counts::default(),
+            feature_names,
+            windows_out: None,
         }
     }
 
@@ -617,9 +646,22 @@ impl Replay {
             ks.warmup += u64::from(w.window.score.is_none());
             let predicted = w.window.anomalous;
             ks.anomalous += u64::from(predicted);
-            if let Some(scorer) = &scorer {
+            let positive = scorer.as_ref().map(|scorer| {
                 let positive = scorer.positive(&ks.run.events, w.window.start_ms, w.window.end_ms);
                 ks.run.windows.add(positive, predicted);
+                positive
+            });
+            if let Some(out) = self.windows_out.as_mut() {
+                out.write(&WindowLine {
+                    key: &w.key,
+                    start: time(w.window.start_ms),
+                    end: time(w.window.end_ms),
+                    score: w.window.score,
+                    anomalous: predicted,
+                    drivers: &w.window.drivers,
+                    values: windows::values(&self.feature_names, &w.window.values),
+                    incident: positive,
+                })?;
             }
         }
         for f in scored
