@@ -82,22 +82,22 @@ fn column(header: &[String], name: &str) -> usize {
 }
 
 /// Writes `detector` to `dir/det.yaml` and backtests it on `dir`'s `events.ndjson` with
-/// `labels.json`, quietly; fails unless it succeeds. Returns (stdout report, stderr).
-fn backtest_labelled(dir: &Path, detector: &str) -> (String, String) {
+/// `labels.json` (and `extra` arguments), quietly; fails unless it succeeds. Returns (stdout
+/// report, stderr).
+fn backtest_labelled(dir: &Path, detector: &str, extra: &[&str]) -> (String, String) {
     std::fs::write(dir.join("det.yaml"), detector).unwrap();
-    let out = helios(
-        dir,
-        &[
-            "backtest",
-            "-f",
-            "det.yaml",
-            "--events",
-            "events.ndjson",
-            "--labels",
-            "labels.json",
-            "--quiet",
-        ],
-    );
+    let mut args = vec![
+        "backtest",
+        "-f",
+        "det.yaml",
+        "--events",
+        "events.ndjson",
+        "--labels",
+        "labels.json",
+        "--quiet",
+    ];
+    args.extend(extra);
+    let out = helios(dir, &args);
     let (report, stderr) = text(&out);
     assert!(out.status.success(), "{report}\n{stderr}");
     (report, stderr)
@@ -151,7 +151,7 @@ fn five_day_scenario(dir: &Path) {
 fn five_day_scenario_catches_the_error_burst_with_few_false_alerts() {
     let dir = temp_dir("scenario");
     five_day_scenario(&dir);
-    let (report, stderr) = backtest_labelled(&dir, DETECTOR);
+    let (report, stderr) = backtest_labelled(&dir, DETECTOR, &[]);
     assert!(
         !stderr.contains("replayed"),
         "--quiet prints no progress: {stderr}"
@@ -197,24 +197,7 @@ fn five_day_scenario_catches_the_error_burst_with_few_false_alerts() {
 fn the_windows_export_holds_every_reported_window() {
     let dir = temp_dir("windows");
     five_day_scenario(&dir);
-    std::fs::write(dir.join("det.yaml"), DETECTOR).unwrap();
-    let out = helios(
-        &dir,
-        &[
-            "backtest",
-            "-f",
-            "det.yaml",
-            "--events",
-            "events.ndjson",
-            "--labels",
-            "labels.json",
-            "--windows",
-            "windows.ndjson",
-            "--quiet",
-        ],
-    );
-    let (report, stderr) = text(&out);
-    assert!(out.status.success(), "{report}\n{stderr}");
+    let (report, _) = backtest_labelled(&dir, DETECTOR, &["--windows", "windows.ndjson"]);
     let overall = report
         .lines()
         .find_map(|l| l.strip_prefix("overall: 2 keys, "))
@@ -255,7 +238,7 @@ fn a_topic_replays_like_the_file_it_was_filled_from() {
     let bootstrap = env.get("KAFKA_BOOTSTRAP").unwrap().to_string();
     let dir = temp_dir("topic");
     five_day_scenario(&dir);
-    let (file_report, _) = backtest_labelled(&dir, DETECTOR);
+    let (file_report, _) = backtest_labelled(&dir, DETECTOR, &[]);
     let lines = std::fs::read_to_string(dir.join("events.ndjson")).unwrap();
     let mut messages: Vec<(String, String)> = lines
         .lines()
@@ -500,7 +483,7 @@ fn fourteen_days(name: &str, seed: &str, incidents: &[&str]) -> (usize, usize, u
     }
     let out = helios(&dir, &args);
     assert!(out.status.success(), "{:?}", text(&out));
-    let (report, _) = backtest_labelled(&dir, DEFAULT_DETECTOR);
+    let (report, _) = backtest_labelled(&dir, DEFAULT_DETECTOR, &[]);
     let (header, rows) = table(&report, "id");
     let (caught, delay) = (
         column(&header, "caught"),
