@@ -427,8 +427,8 @@ const HELD_OUT_2: [&str; 10] = [
     "drop:checkout:at=13d12h:for=40m:x=0.3",
 ];
 
-/// A third held-out schedule (seed 31), fixed on 2026-12-02 before the drop guard and first
-/// judged on it.
+/// A third held-out schedule (seed 31), fixed on 2026-12-02 before the drop guard and judged
+/// on it and on the error guard.
 const HELD_OUT_3: [&str; 10] = [
     "errors:notify:at=4d10h:for=25m:x=0.3",
     "drop:search:at=5d14h:for=40m:x=0.3",
@@ -442,7 +442,8 @@ const HELD_OUT_3: [&str; 10] = [
     "drop:catalog:at=13d11h:for=45m:x=0.3",
 ];
 
-/// A fourth held-out schedule (seed 61), fixed on 2026-12-03 after the drop guard was final.
+/// A fourth held-out schedule (seed 61), fixed on 2026-12-03 after the drop guard was final
+/// (its missed auth error burst was then diagnosed: it led to the error guard).
 const HELD_OUT_4: [&str; 10] = [
     "drop:checkout:at=3d11h:for=40m:x=0.3",
     "latency:search:at=4d20h:for=20m:x=10:p=0.08",
@@ -454,6 +455,20 @@ const HELD_OUT_4: [&str; 10] = [
     "drop:search:at=10d12h:for=40m:x=0.3",
     "latency:notify:at=11d4h:for=25m:x=12:p=0.08",
     "partial:checkout:at=12d15h:for=30m:x=0.9:ep=/cart",
+];
+
+/// A fifth held-out schedule (seed 83), fixed on 2026-12-03 before the error guard.
+const HELD_OUT_5: [&str; 10] = [
+    "errors:search:at=3d16h:for=25m:x=0.3",
+    "drop:notify:at=4d12h:for=40m:x=0.3",
+    "partial:catalog:at=5d11h:for=30m:x=0.85:ep=/items",
+    "latency:auth:at=6d9h:for=20m:x=10:p=0.08",
+    "drop:checkout:at=7d15h:for=45m:x=0.3",
+    "creep:notify:at=8d7h:for=5h:x=3:ramp=4h",
+    "errors:checkout:at=9d13h:for=25m:x=0.25",
+    "drop:search:at=10d19h:for=40m:x=0.3",
+    "latency:catalog:at=11d12h:for=25m:x=12:p=0.08",
+    "partial:auth:at=12d16h:for=30m:x=0.9:ep=/login",
 ];
 
 /// The Detector a team gets by default: five request features, nothing else set.
@@ -520,8 +535,8 @@ fn pinned(
 }
 
 /// Quality pin of the default Detector on the held-out schedule (measured 2026-12-03 with the
-/// drop guard: 10/10 caught, 9 within 2 windows — the creep takes 21 —, 0.14 false alerts
-/// per key per day).
+/// drop and error guards: 10/10 caught, 9 within 2 windows — the creep takes 21 —, 0.14 false
+/// alerts per key per day).
 #[test]
 fn default_detector_on_the_held_out_fourteen_days_is_pinned() {
     pinned(
@@ -533,8 +548,8 @@ fn default_detector_on_the_held_out_fourteen_days_is_pinned() {
 }
 
 /// Quality pin of the default Detector on the second held-out schedule (measured 2026-12-03
-/// with the drop guard: 10/10 caught, 9 within 2 windows — the creep takes 11 —, 0.13 false
-/// alerts per key per day).
+/// with the drop and error guards: 10/10 caught, 9 within 2 windows — the creep takes 11 —,
+/// 0.13 false alerts per key per day).
 #[test]
 fn default_detector_on_the_second_held_out_fourteen_days_is_pinned() {
     pinned(
@@ -545,9 +560,9 @@ fn default_detector_on_the_second_held_out_fourteen_days_is_pinned() {
     );
 }
 
-/// Quality pin on the third held-out schedule, judged once on the drop guard (measured
-/// 2026-12-03: 9/10 caught — the Saturday search drop, before the weekly profile starts, is
-/// missed —, 8 within 2 windows, 0.14 false alerts per key per day).
+/// Quality pin on the third held-out schedule (measured 2026-12-03: 9/10 caught — the
+/// Saturday search drop, before the weekly profile starts, is missed —, 8 within 2 windows,
+/// 0.14 false alerts per key per day).
 #[test]
 fn default_detector_on_the_third_held_out_fourteen_days_is_pinned() {
     pinned(
@@ -558,21 +573,34 @@ fn default_detector_on_the_third_held_out_fourteen_days_is_pinned() {
     );
 }
 
-/// Quality pin on the fourth held-out schedule, fixed after the drop guard was final and
-/// judged once on it (measured 2026-12-03: 8/10 caught — the Saturday auth error burst and
-/// the auth drop are missed —, 7 within 2 windows, 0.17 false alerts per key per day: over
-/// the one-per-week budget).
+/// Quality pin on the fourth held-out schedule (measured 2026-12-03: 9/10 caught — the auth
+/// drop of day 7, before the weekly profile starts, is missed —, 8 within 2 windows, 0.17
+/// false alerts per key per day: over the one-per-week budget).
 #[test]
 fn default_detector_on_the_fourth_held_out_fourteen_days_is_pinned() {
     pinned(
         fourteen_days("held-out-4", "61", &HELD_OUT_4),
-        (8, 10),
-        6..=8,
+        (9, 10),
+        7..=9,
         0.17,
     );
 }
 
-/// Quality pin of the default Detector on the schedule it was tuned on (measured 2026-12-02:
+/// Quality pin on the fifth held-out schedule, fixed before the error guard and judged once
+/// on it (measured 2026-12-03: 8/10 caught — the auth latency spike of day 6 and the
+/// checkout drop of day 7 are missed —, 6 within 2 windows, 0.20 false alerts per key per
+/// day: over the budget).
+#[test]
+fn default_detector_on_the_fifth_held_out_fourteen_days_is_pinned() {
+    pinned(
+        fourteen_days("held-out-5", "83", &HELD_OUT_5),
+        (8, 10),
+        5..=7,
+        0.20,
+    );
+}
+
+/// Quality pin of the default Detector on the schedule it was tuned on (measured 2026-12-03:
 /// 13/13 caught, 11 within 2 windows, 0.11 false alerts per key per day).
 #[test]
 fn default_detector_on_the_tuning_fourteen_days_is_pinned() {

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::threshold::tail_quantile;
+use crate::engine::tail_record::TailRecord;
 
 /// Signed residuals averaged: three 5-minute windows page a drop within 2 windows while one
 /// noisy window does not.
@@ -64,11 +64,7 @@ pub struct DropState {
     /// The last `span` signed residuals.
     recent: VecDeque<f64>,
     /// Out-of-sample `−mean` of the residuals (larger = deeper drop) of unflagged windows.
-    record: VecDeque<f64>,
-    /// The limit in force (`None` while calibrating).
-    limit: Option<f64>,
-    /// The statistic of the last checked window.
-    last: Option<f64>,
+    tail: TailRecord,
 }
 
 impl DropState {
@@ -80,7 +76,7 @@ impl DropState {
     /// Checks one window's signed residual `dev` of the count (on the final profile only):
     /// whether the guard flags it. Flagged needs the window itself below its baseline.
     pub fn check(&mut self, cfg: &DropGuardConfig, dev: f64, final_period: bool) -> bool {
-        self.last = None;
+        self.tail.skip();
         if cfg.span == 0 || !final_period {
             return false;
         }
@@ -92,35 +88,23 @@ impl DropState {
             return false;
         }
         let depth = -self.recent.iter().sum::<f64>() / cfg.span as f64;
-        self.last = Some(depth);
-        dev < 0.0 && self.limit.is_some_and(|l| depth > l)
+        self.tail.check(depth) && dev < 0.0
     }
 
     /// Records the last checked window unless the drop guard flagged it.
     pub fn record(&mut self, cfg: &DropGuardConfig, flagged: bool) {
-        if let Some(depth) = self.last.take()
-            && !flagged
-        {
-            self.record.push_back(depth);
-            while self.record.len() > cfg.keep {
-                self.record.pop_front();
-            }
-        }
+        self.tail.record(cfg.keep, flagged);
     }
 
     /// Re-derives the limit from the record (its deepest value when the tail cannot be fitted);
     /// `floor` is the least it may be (`z_guard` residual scales of the count).
     pub fn calibrate(&mut self, cfg: &DropGuardConfig, floor: f64) {
-        self.limit = (self.record.len() >= cfg.min_windows).then(|| {
-            let v: Vec<f64> = self.record.iter().copied().collect();
-            let most = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            tail_quantile(&v, cfg.rate).unwrap_or(most).max(floor)
-        });
+        self.tail.calibrate(cfg.min_windows, cfg.rate, floor);
     }
 
     /// The limit in force (in count units below the baseline).
     pub fn limit(&self) -> Option<f64> {
-        self.limit
+        self.tail.limit()
     }
 }
 

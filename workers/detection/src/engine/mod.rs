@@ -4,8 +4,8 @@
 //! so every figure describes the code a Detector runs.
 //!
 //! ```text
-//! (key, window, values) ─▶ KeyModel (warm-up, history, seasonal baseline, forest, range and
-//!                          drop guards)
+//! (key, window, values) ─▶ KeyModel (warm-up, history, seasonal baseline, forest, range, drop
+//!                          and error guards)
 //!                            │ score, forced
 //!                            ▼
 //!                          threshold rule (explicit | contamination | alert budget)
@@ -15,9 +15,11 @@
 //! ```
 
 pub mod drop;
+pub mod errors;
 pub mod likelihood;
 pub mod model;
 pub mod seasonal;
+pub mod tail_record;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -121,13 +123,17 @@ impl DetectorCore {
                 None,
             ));
         }
-        if cfg.model.drop_guard.is_none()
-            && let Some(g) = &cfg.model.guard_tail
-        {
-            // The range guard's per-feature rate; it acts a day after the weekly switch.
+        if let Some(g) = cfg.model.guard_tail.as_ref().map(|g| g.rate) {
+            // The range guard's per-feature rate, acting after a day of windows (the drop
+            // guard: a day after the weekly switch).
+            let (f, history) = (&cfg.features, cfg.model.history);
             let day = (seasonal::DAY_MS / cfg.hop_ms.max(1)).max(100) as usize;
-            cfg.model.drop_guard =
-                drop::DropGuardConfig::for_features(&cfg.features, g.rate, day, cfg.model.history);
+            if cfg.model.drop_guard.is_none() {
+                cfg.model.drop_guard = drop::DropGuardConfig::for_features(f, g, day, history);
+            }
+            if cfg.model.error_guard.is_none() {
+                cfg.model.error_guard = errors::ErrorGuardConfig::for_features(f, g, day, history);
+            }
         }
         cfg.model.validate(cfg.features.len())?;
         let mut seen = std::collections::BTreeSet::new();

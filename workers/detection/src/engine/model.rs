@@ -21,7 +21,9 @@
 //! (RobustForest) or `max(s, z/(z+3))` (IsolationForest). Within the range only the model
 //! flags, so a rare but known value (one error in a quiet hour) never storms.
 //! The **drop guard** ([`crate::engine::drop`]) flags a sustained, sudden fall of the request
-//! count below its hour-of-week baseline the same way (score 1).
+//! count below its hour-of-week baseline the same way (score 1), and the **error guard**
+//! ([`crate::engine::errors`]) a window with far more failed requests than its request count
+//! makes plausible.
 //! Windows flagged by a guard or scoring at or above `exclude_level` never enter the training
 //! history or the seasonal profile; so the scores a key produces do not depend on the alert
 //! threshold, and a threshold sweep over stored scores is exact.
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::DetectionError;
 use crate::alert::ReplayWindow;
 use crate::engine::drop::{DropGuardConfig, DropState};
+use crate::engine::errors::{ErrorGuardConfig, ErrorState};
 use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
 use crate::engine::seasonal::{
     Period, REQUEST_WEEKLY_AFTER_MS, SeasonalProfile, SeasonalityMode, WEEKLY_AFTER_MS,
@@ -121,6 +124,10 @@ pub struct ModelConfig {
     /// count requests; `span: 0` turns it off).
     #[serde(default)]
     pub drop_guard: Option<DropGuardConfig>,
+    /// The error guard of the request error rate (`None`: derived by the core when the
+    /// features have both `event_count` and `error_rate`).
+    #[serde(default)]
+    pub error_guard: Option<ErrorGuardConfig>,
 }
 
 impl ModelConfig {
@@ -167,6 +174,7 @@ impl ModelConfig {
                 .collect(),
             adapt_after: 288,
             drop_guard: None,
+            error_guard: None,
         }
     }
 
@@ -353,6 +361,7 @@ pub struct KeyModel {
     deviations: VecDeque<Vec<f64>>,
     threshold: Option<ThresholdDecision>,
     drop: DropState,
+    errors: ErrorState,
     excluded_run: usize,
     period: Period,
     seen: usize,
@@ -399,6 +408,7 @@ impl KeyModel {
             deviations: VecDeque::new(),
             threshold: None,
             drop: DropState::default(),
+            errors: ErrorState::default(),
             excluded_run: 0,
             period: Period::None,
             seen: 0,
@@ -609,6 +619,10 @@ impl KeyModel {
         {
             self.drop.calibrate(g, self.cfg.z_guard * scale);
         }
+        if let Some(g) = &self.cfg.error_guard {
+            self.errors
+                .calibrate(g, self.history.iter().map(|r| r.x.as_slice()));
+        }
         self.deviation = Some(Deviation {
             medians,
             scales,
@@ -728,7 +742,11 @@ impl KeyModel {
                     let dev = seasonal.max(v - local.unwrap_or(v));
                     self.drop.check(g, dev, final_period).then_some(g.feature)
                 });
-                let guard = range.or(dropped);
+                let errored = self.cfg.error_guard.as_ref().and_then(|g| {
+                    let slot = expected.get(g.errors).copied().unwrap_or(0.0);
+                    self.errors.check(g, x, slot).then_some(g.errors)
+                });
+                let guard = range.or(dropped).or(errored);
                 let forced = guard.is_some();
                 let score = match self.cfg.algorithm {
                     Algorithm::IsolationForest if forced => s.max(max_z.0 / (max_z.0 + 3.0)),
@@ -752,6 +770,9 @@ impl KeyModel {
                 let flagged = forced || score >= self.cfg.algorithm.exclude_level();
                 if let Some(g) = &self.cfg.drop_guard {
                     self.drop.record(g, dropped.is_some());
+                }
+                if let Some(g) = &self.cfg.error_guard {
+                    self.errors.record(g, errored.is_some());
                 }
                 self.excluded_run = if flagged { self.excluded_run + 1 } else { 0 };
                 let adapted = self.cfg.adapt_after > 0 && self.excluded_run > self.cfg.adapt_after;
