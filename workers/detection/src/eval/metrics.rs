@@ -266,37 +266,6 @@ pub fn event_prf(pred: &[bool], labels: &[bool]) -> EventPrf {
     }
 }
 
-/// Best point-wise F1 over all thresholds `score >= t` (every distinct score is tried, in
-/// O(n log n)) with its threshold; `(f64::INFINITY, counts with tp = 0)` if no threshold
-/// reaches a positive F1.
-pub fn best_f1_threshold(scores: &[f64], labels: &[bool]) -> (f64, Prf) {
-    let n = scores.len().min(labels.len());
-    let pos = labels[..n].iter().filter(|&&l| l).count();
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let mut best = (f64::INFINITY, Prf::from_counts(0, 0, pos));
-    let (mut tp, mut fp) = (0usize, 0usize);
-    let mut i = 0;
-    while i < n {
-        let t = scores[idx[i]];
-        let mut j = i;
-        while j < n && scores[idx[j]] == t {
-            if labels[idx[j]] {
-                tp += 1;
-            } else {
-                fp += 1;
-            }
-            j += 1;
-        }
-        let prf = Prf::from_counts(tp, fp, pos - tp);
-        if prf.f1 > best.1.f1 {
-            best = (t, prf);
-        }
-        i = j.max(i + 1);
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,20 +366,5 @@ mod tests {
             (e.missed_events, e.precision, e.recall, e.f1),
             (1, 0.0, 0.0, 0.0)
         );
-    }
-
-    #[test]
-    fn best_f1_hand_computed() {
-        let (t, p) = best_f1_threshold(
-            &[0.1, 0.9, 0.8, 0.3, 0.7],
-            &[false, true, true, false, false],
-        );
-        assert_eq!((t, p.tp, p.fp, p.fn_, p.f1), (0.8, 2, 0, 0, 1.0));
-        // Best is t = 0.4: tp 2, fp 1, fn 0 → F1 0.8 (t = 0.9 gives 2/3, t = 0.2 gives 2/3).
-        let (t, p) = best_f1_threshold(&[0.9, 0.4, 0.4, 0.2], &[true, true, false, false]);
-        assert_eq!((t, p.tp, p.fp, p.fn_), (0.4, 2, 1, 0));
-        assert!((p.f1 - 0.8).abs() < 1e-12);
-        let (t, p) = best_f1_threshold(&[0.5, 0.6], &[false, false]);
-        assert_eq!((t, p.tp, p.f1), (f64::INFINITY, 0, 0.0));
     }
 }

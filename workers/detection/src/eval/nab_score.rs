@@ -217,62 +217,6 @@ pub fn normalize(raw: f64, null: f64, perfect: f64) -> f64 {
     }
 }
 
-/// The best corpus-wide threshold for a profile and its raw score.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Sweep {
-    /// Threshold (`score >= threshold` detects); `+inf` means "never detect".
-    pub threshold: f64,
-    /// Raw score at that threshold.
-    pub raw: f64,
-}
-
-/// Sweeps every distinct score as a threshold and returns the best (ties: higher threshold).
-pub fn optimize_threshold(files: &[ScoredFile], p: &Profile) -> Sweep {
-    let mut rows = Vec::new();
-    let mut best_per_window: Vec<f64> = Vec::new();
-    let mut offset = 0;
-    let mut total = 0.0;
-    for f in files {
-        let (r, live) = weigh(f, p, offset);
-        rows.extend(r);
-        best_per_window.resize(offset + f.windows.len(), 0.0);
-        for id in live {
-            best_per_window[id] = -p.a_fn;
-            total -= p.a_fn;
-        }
-        offset += f.windows.len();
-    }
-    rows.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut best = Sweep {
-        threshold: f64::INFINITY,
-        raw: total,
-    };
-    let mut i = 0;
-    while i < rows.len() {
-        let s = rows[i].score;
-        while i < rows.len() && rows[i].score == s {
-            let r = rows[i];
-            match r.window {
-                Some(id) => {
-                    if r.weight > best_per_window[id] {
-                        total += r.weight - best_per_window[id];
-                        best_per_window[id] = r.weight;
-                    }
-                }
-                None => total += r.weight,
-            }
-            i += 1;
-        }
-        if total > best.raw + 1e-12 {
-            best = Sweep {
-                threshold: s,
-                raw: total,
-            };
-        }
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,9 +256,6 @@ mod tests {
             assert!((normalize(raw, null, perfect) - 100.0).abs() < 1e-9);
             let none = vec![file(&[])];
             assert_eq!(normalize(raw_score(&none, &p, 0.5), null, perfect), 0.0);
-            let sweep = optimize_threshold(&files, &p);
-            assert_eq!(sweep.threshold, 1.0);
-            assert!((sweep.raw - perfect).abs() < 1e-12);
         }
     }
 
@@ -350,18 +291,6 @@ mod tests {
             .collect();
         assert!((w.raw(&det) - raw_score(&files, &STD, 0.5)).abs() < 1e-12);
         assert!((w.raw(&[vec![], vec![]]) - null_score(&files, &STD)).abs() < 1e-12);
-    }
-
-    #[test]
-    fn sweep_finds_best_threshold() {
-        // Scores: true detection at 0.6, FP at 0.9 far from any window.
-        let mut f = file(&[]);
-        f.scores[40] = 0.6;
-        f.scores[20] = 0.9;
-        let s = optimize_threshold(&[f.clone()], &STD);
-        assert_eq!(s.threshold, 0.6);
-        assert!((s.raw - (1.0 - 0.11 - 1.0)).abs() < 1e-12);
-        assert!((raw_score(&[f], &STD, 0.6) - s.raw).abs() < 1e-12);
     }
 
     #[test]
