@@ -503,12 +503,8 @@ impl KeyModel {
     fn context(&self, x: &[f64]) -> Vec<f64> {
         let mut ctx = Vec::with_capacity(x.len() * (2 + self.cfg.shingle));
         if self.cfg.algorithm == Algorithm::RobustForest {
-            let n = self.recent.len();
-            let w = self.cfg.local_window.min(n);
             for (j, &v) in x.iter().enumerate() {
-                let past: Vec<f64> = self.recent.iter().skip(n - w).map(|r| r[j]).collect();
-                let local = if past.is_empty() { v } else { median(&past) };
-                ctx.push(v - local);
+                ctx.push(v - self.local_median(j).unwrap_or(v));
             }
             for (j, &v) in x.iter().enumerate() {
                 let prev = self.recent.back().map_or(v, |r| r[j]);
