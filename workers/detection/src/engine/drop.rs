@@ -9,9 +9,11 @@
 //! both unseasonal and sudden counts (a level that drifted for hours, or a noisy slot of a
 //! one-week profile, does not). Limit: the exponential tail of that statistic's recent
 //! out-of-sample values (windows the drop guard itself flagged left out, so one outage does
-//! not blind it to the next), extrapolated to `rate` per window, and never less than `z_guard` residual scales. It acts
-//! only on the final seasonal profile (hour of week for `Auto`), since a daily profile sees
-//! every weekend as a drop, and after `min_windows` of it; a period change starts it again.
+//! not blind it to the next), extrapolated to `rate` per window, and never less than `z_guard`
+//! residual scales. It acts on a seasonal profile (hour of day in the first week, hour of week
+//! after), `min_windows` after that profile starts; a period change starts it again. On the
+//! daily profile a weekend is below every weekday slot, but it falls slowly: the local term of
+//! the residual keeps it out, so a drop in the first week pages too.
 
 use std::collections::VecDeque;
 
@@ -32,7 +34,7 @@ pub struct DropGuardConfig {
     pub span: usize,
     /// Per-window probability the limit is extrapolated to.
     pub rate: f64,
-    /// Windows of the final profile recorded before the guard acts.
+    /// Windows of a profile recorded before the guard acts.
     pub min_windows: usize,
     /// Most statistics kept for the calibration.
     pub keep: usize,
@@ -73,11 +75,12 @@ impl DropState {
         *self = Self::default();
     }
 
-    /// Checks one window's signed residual `dev` of the count (on the final profile only):
-    /// whether the guard flags it. Flagged needs the window itself below its baseline.
-    pub fn check(&mut self, cfg: &DropGuardConfig, dev: f64, final_period: bool) -> bool {
+    /// Checks one window's signed residual `dev` of the count (`seasonal`: a seasonal profile
+    /// is in use, else the guard waits): whether the guard flags it. Flagged needs the window
+    /// itself below its baseline.
+    pub fn check(&mut self, cfg: &DropGuardConfig, dev: f64, seasonal: bool) -> bool {
         self.tail.skip();
-        if cfg.span == 0 || !final_period {
+        if cfg.span == 0 || !seasonal {
             return false;
         }
         self.recent.push_back(dev);
@@ -152,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn acts_on_the_final_period_only_and_restarts_on_reset() {
+    fn acts_on_a_seasonal_profile_only_and_restarts_on_reset() {
         let c = cfg();
         let mut s = calibrated(1000, 5.0);
         assert!(!(0..5).any(|_| s.check(&c, -30.0, false)));

@@ -18,6 +18,7 @@ pub mod drop;
 pub mod errors;
 pub mod likelihood;
 pub mod model;
+pub mod sample_size;
 pub mod seasonal;
 pub mod tail_record;
 pub mod threshold;
@@ -125,7 +126,7 @@ impl DetectorCore {
         }
         if let Some(g) = cfg.model.guard_tail.as_ref().map(|g| g.rate) {
             // The range guard's per-feature rate, acting after a day of windows (the drop
-            // guard: a day after the weekly switch).
+            // guard: a day after each seasonal profile starts).
             let (f, history) = (&cfg.features, cfg.model.history);
             let day = (seasonal::DAY_MS / cfg.hop_ms.max(1)).max(100) as usize;
             if cfg.model.drop_guard.is_none() {
@@ -134,6 +135,9 @@ impl DetectorCore {
             if cfg.model.error_guard.is_none() {
                 cfg.model.error_guard = errors::ErrorGuardConfig::for_features(f, g, day, history);
             }
+        }
+        if cfg.model.sample_size.is_none() {
+            cfg.model.sample_size = sample_size::SampleSize::for_features(&cfg.features);
         }
         cfg.model.validate(cfg.features.len())?;
         let mut seen = std::collections::BTreeSet::new();

@@ -37,6 +37,7 @@ use crate::alert::ReplayWindow;
 use crate::engine::drop::{DropGuardConfig, DropState};
 use crate::engine::errors::{ErrorGuardConfig, ErrorState};
 use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
+use crate::engine::sample_size::SampleSize;
 use crate::engine::seasonal::{
     Period, REQUEST_WEEKLY_AFTER_MS, SeasonalProfile, SeasonalityMode, WEEKLY_AFTER_MS,
 };
@@ -128,6 +129,10 @@ pub struct ModelConfig {
     /// features have both `event_count` and `error_rate`).
     #[serde(default)]
     pub error_guard: Option<ErrorGuardConfig>,
+    /// Which deviations are weighted by the window's request count (`None`: derived by the
+    /// core when the features count requests).
+    #[serde(default)]
+    pub sample_size: Option<SampleSize>,
 }
 
 impl ModelConfig {
@@ -175,6 +180,7 @@ impl ModelConfig {
             adapt_after: 288,
             drop_guard: None,
             error_guard: None,
+            sample_size: None,
         }
     }
 
@@ -263,6 +269,8 @@ struct Deviation {
     inverse: Option<Vec<Vec<f64>>>,
     /// Per feature: the robust z an out-of-range value must reach to be guarded.
     guard_z: Vec<f64>,
+    /// The request count deviations are weighted against (see [`SampleSize`]).
+    reference: f64,
 }
 
 /// The scored outcome of one window for one key.
@@ -492,6 +500,15 @@ impl KeyModel {
         }
     }
 
+    /// Per base feature: the weight of its deviation in window `x` (1 without a model or a
+    /// request count).
+    fn weights(&self, x: &[f64]) -> Vec<f64> {
+        match (&self.cfg.sample_size, &self.deviation) {
+            (Some(s), Some(d)) => s.weights(x, d.reference),
+            _ => vec![1.0; x.len()],
+        }
+    }
+
     /// Median of feature `j` over the last `local_window` windows (`None` before any).
     fn local_median(&self, j: usize) -> Option<f64> {
         let n = self.recent.len();
@@ -554,13 +571,18 @@ impl KeyModel {
             let col: Vec<f64> = self.history.iter().map(|r| r.x[j]).collect();
             medians.push(median(&col));
         }
+        let reference = self.cfg.sample_size.as_ref().map_or(1.0, |s| {
+            s.reference(self.history.iter().map(|r| r.x.as_slice()))
+        });
         let provisional = Deviation {
             medians: medians.clone(),
             scales: vec![1.0; d],
             inverse: None,
             guard_z: vec![self.cfg.z_guard; d],
+            reference,
         };
         self.deviation = Some(provisional);
+        let weights: Vec<Vec<f64>> = self.history.iter().map(|r| self.weights(&r.x)).collect();
         let rows: Vec<(Vec<f64>, Vec<f64>)> = self
             .history
             .iter()
@@ -574,7 +596,8 @@ impl KeyModel {
                 .history
                 .iter()
                 .zip(&rows)
-                .map(|(r, (_, e))| r.x[j] - e[j])
+                .zip(&weights)
+                .map(|((r, (_, e)), w)| (r.x[j] - e[j]) * w[j])
                 .collect();
             let m = median(&resid);
             let abs: Vec<f64> = resid.iter().map(|v| (v - m).abs()).collect();
@@ -588,7 +611,8 @@ impl KeyModel {
             .history
             .iter()
             .zip(&rows)
-            .map(|(r, (_, e))| (0..d).map(|j| (r.x[j] - e[j]) / scales[j]).collect())
+            .zip(&weights)
+            .map(|((r, (_, e)), w)| (0..d).map(|j| (r.x[j] - e[j]) * w[j] / scales[j]).collect())
             .collect();
         let inverse = (d > 1).then(|| ridge_inverse(&scaled, d)).flatten();
         // Out-of-sample deviations of every recent scored window (flagged ones too: the
@@ -624,6 +648,7 @@ impl KeyModel {
             scales,
             inverse,
             guard_z,
+            reference,
         });
         let vectors: Vec<Vec<f64>> = rows.into_iter().map(|(v, _)| v).collect();
         let forest_cfg = ForestConfig {
@@ -646,11 +671,12 @@ impl KeyModel {
             return ((0.0, 0), 0.0);
         };
         let mut best = (0.0, 0);
+        let w = self.weights(x);
         let e: Vec<f64> = x
             .iter()
             .zip(expected)
             .enumerate()
-            .map(|(j, (&v, &m))| (v - m) / dev.scales[j])
+            .map(|(j, (&v, &m))| (v - m) * w[j] / dev.scales[j])
             .collect();
         for (j, z) in e.iter().enumerate() {
             if z.abs() > best.0 {
@@ -681,13 +707,14 @@ impl KeyModel {
                 .as_ref()
                 .is_some_and(|g| g.calibrates(j) && self.deviations.len() < g.min_windows)
         };
+        let w = self.weights(x);
         x.iter().enumerate().position(|(j, &v)| {
             if calibrating(j) {
                 return false;
             }
             let tol = self.cfg.range_tolerance * (hi[j] - lo[j]);
             let beyond = v > hi[j] + tol || v < lo[j] - tol;
-            beyond && (v - expected[j]).abs() >= dev.guard_z[j] * dev.scales[j]
+            beyond && (v - expected[j]).abs() * w[j] >= dev.guard_z[j] * dev.scales[j]
         })
     }
 
@@ -723,8 +750,7 @@ impl KeyModel {
                 let s = forest.score(&v)?;
                 let (max_z, relation) = self.max_z(x, &expected);
                 let range = self.out_of_range(x, &expected);
-                let final_period = self.period() == self.cfg.seasonality.final_period()
-                    && self.period() != Period::None;
+                let on_profile = self.period() != Period::None;
                 let local = self
                     .cfg
                     .drop_guard
@@ -736,7 +762,7 @@ impl KeyModel {
                     // Only what is both unseasonal and sudden: a level that drifted for hours
                     // (or a noisy slot of a one-week profile) is not an outage.
                     let dev = seasonal.max(v - local.unwrap_or(v));
-                    self.drop.check(g, dev, final_period).then_some(g.feature)
+                    self.drop.check(g, dev, on_profile).then_some(g.feature)
                 });
                 let errored = self.cfg.error_guard.as_ref().and_then(|g| {
                     let slot = expected.get(g.errors).copied().unwrap_or(0.0);
@@ -761,7 +787,7 @@ impl KeyModel {
                 };
                 let max_z = guard.map_or(max_z, |j| {
                     let dev = self.deviation.as_ref().map_or(1.0, |d| d.scales[j]);
-                    ((x[j] - expected[j]).abs() / dev, j)
+                    ((x[j] - expected[j]).abs() * self.weights(x)[j] / dev, j)
                 });
                 let flagged = forced || score >= self.cfg.algorithm.exclude_level();
                 if let Some(g) = &self.cfg.drop_guard {
@@ -785,10 +811,12 @@ impl KeyModel {
                     self.scored.pop_front();
                 }
                 if self.cfg.guard_tail.as_ref().is_some_and(GuardTail::any) {
+                    let w = self.weights(x);
                     self.deviations.push_back(
                         x.iter()
                             .zip(&expected)
-                            .map(|(a, e)| (a - e).abs())
+                            .zip(&w)
+                            .map(|((a, e), w)| (a - e).abs() * w)
                             .collect(),
                     );
                     while self.deviations.len() > self.cfg.history {
@@ -830,6 +858,7 @@ impl KeyModel {
             Ok(e) => e,
             Err(err) => return Some(Err(err)),
         };
+        let w = self.weights(&self.last_vector[..self.dims]);
         let mut out: Vec<crate::explain::FeatureContribution> = self.names[..self.dims]
             .iter()
             .enumerate()
@@ -840,7 +869,8 @@ impl KeyModel {
                     feature: name.clone(),
                     actual,
                     typical,
-                    robust_z: ((actual - typical).abs() / dev.scales[j]).min(crate::explain::Z_CAP),
+                    robust_z: ((actual - typical).abs() * w[j] / dev.scales[j])
+                        .min(crate::explain::Z_CAP),
                     contribution: 0.0,
                 }
             })

@@ -63,17 +63,6 @@ pub enum SeasonalityMode {
     Off,
 }
 
-impl SeasonalityMode {
-    /// The profile a key ends up on once its history is long enough.
-    pub fn final_period(self) -> Period {
-        match self {
-            SeasonalityMode::Auto => Period::Weekly,
-            SeasonalityMode::Daily => Period::Daily,
-            SeasonalityMode::Off => Period::None,
-        }
-    }
-}
-
 /// A ring of recent values of one slot and feature.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Ring {

@@ -298,15 +298,19 @@ fn bad_configurations_are_refused() {
 
 /// Two weeks of one key whose p99 is that of 12 requests at night and 1,500 at peak
 /// (log-normal with a 2–5× slow tail: at night the p99 is the slowest request), then a sustained 8× p99 spike at peak: clean-day
-/// alerts and whether the spike pages, with the guard calibrated or at the fixed z.
-fn low_count_p99(calibrated: bool) -> (usize, bool) {
+/// alerts and whether the spike pages, with the guard calibrated or at the fixed z, and the
+/// deviations weighted by the request count or not.
+fn low_count_p99(calibrated: bool, weighted: bool) -> (usize, bool) {
     let features = ["event_count", "p99_latency"];
     let mut c = core(&features, Algorithm::RobustForest, BUDGET);
-    if !calibrated {
-        let mut cfg = c.config().clone();
-        if let Some(g) = cfg.model.guard_tail.as_mut() {
-            g.features = vec![false; features.len()];
-        }
+    let mut cfg = c.config().clone();
+    if !calibrated && let Some(g) = cfg.model.guard_tail.as_mut() {
+        g.features = vec![false; features.len()];
+    }
+    if !weighted && let Some(w) = cfg.model.sample_size.as_mut() {
+        w.weighted = vec![false; features.len()];
+    }
+    if !(calibrated && weighted) {
         c = DetectorCore::new(cfg).expect("valid config");
     }
     let mut r = SplitMix64::new(11);
@@ -345,10 +349,15 @@ fn low_count_p99(calibrated: bool) -> (usize, bool) {
 
 #[test]
 fn a_calibrated_guard_does_not_page_for_the_noise_of_few_requests() {
-    let (fixed, _) = low_count_p99(false);
-    let (calibrated, spike) = low_count_p99(true);
-    println!("clean-day alerts: fixed z {fixed}, calibrated {calibrated}");
-    assert!(spike, "the 8× p99 spike pages");
+    let (fixed, _) = low_count_p99(false, false);
+    let (calibrated, spike) = low_count_p99(true, false);
+    let (weighted, weighted_spike) = low_count_p99(true, true);
+    println!("clean-day alerts: fixed z {fixed}, calibrated {calibrated}, weighted {weighted}");
+    assert!(spike && weighted_spike, "the 8× p99 spike pages");
+    assert!(
+        weighted <= 1 && weighted < calibrated,
+        "weighted by the count: {weighted} vs {calibrated}"
+    );
     assert!(
         calibrated <= 4,
         "calibrated: {calibrated} alerts in 13 clean days"
@@ -360,11 +369,13 @@ fn a_calibrated_guard_does_not_page_for_the_noise_of_few_requests() {
 }
 
 /// Ten days of a request count with a daily shape, weekends at 60 % and correlated noise; on day
-/// 9 (a Wednesday on the weekly profile) a drop to 30 % at 14:00 for 8 windows, and on day 10 a
-/// level that sinks by 30 % over 6 hours. Returns (windows the drop guard flagged outside the
-/// drop, the drop's first window the drop guard flagged counted from its start, windows it
-/// flagged in the drift).
-fn drop_and_drift(guard: bool) -> (usize, Option<i64>, usize) {
+/// 5 (a Tuesday, still on the daily profile) and day 9 (a Wednesday on the weekly profile) a
+/// drop to 30 % at 14:00 for 8 windows, and on day 10 a level that sinks by 30 % over 6 hours.
+/// Returns (windows the drop guard flagged outside the drops and the two windows after each —
+/// the first weekend included —,
+/// each drop's first window the drop guard flagged counted from its start, windows it flagged
+/// in the drift).
+fn drop_and_drift(guard: bool) -> (usize, [Option<i64>; 2], usize) {
     let mut c = core(
         &["event_count", "error_rate"],
         Algorithm::RobustForest,
@@ -378,19 +389,21 @@ fn drop_and_drift(guard: bool) -> (usize, Option<i64>, usize) {
         c = DetectorCore::new(cfg).expect("valid config");
     }
     let mut r = SplitMix64::new(9);
-    let drop_at = (9 * DAY_MS + 14 * HOUR_MS) / STEP;
+    let drops = [5, 9].map(|d| (d * DAY_MS + 14 * HOUR_MS) / STEP);
     let (drift_from, drift_to) = (
         (10 * DAY_MS + 8 * HOUR_MS) / STEP,
         (10 * DAY_MS + 14 * HOUR_MS) / STEP,
     );
-    let (mut clean, mut first, mut drift, mut noise) = (0, None, 0, 0.0);
+    let (mut clean, mut first, mut drift, mut noise) = (0, [None; 2], 0, 0.0);
     for i in 0..(11 * DAY_MS / STEP) {
         let ts = i * STEP;
         // 1970-01-01 is a Thursday: days 2 and 3 of every week are the weekend.
         let weekend = matches!((ts / DAY_MS) % 7, 2 | 3);
         noise = 0.8 * noise + 0.6 * 0.05 * gauss(&mut r);
         let mut v = 300.0 * load(ts) * if weekend { 0.6 } else { 1.0 } * (1.0 + noise);
-        if (drop_at..drop_at + 8).contains(&i) {
+        // The two windows after a drop still hold it in their 3-window mean: part of it.
+        let drop = drops.iter().position(|&at| (at..at + 10).contains(&i));
+        if drops.iter().any(|&at| (at..at + 8).contains(&i)) {
             v *= 0.3;
         }
         if i >= drift_from {
@@ -400,9 +413,9 @@ fn drop_and_drift(guard: bool) -> (usize, Option<i64>, usize) {
             .observe("svc", ts, ts + STEP, &[v.round(), 0.0])
             .expect("observe");
         let by_drop_guard = out.forced && out.drivers.first().is_some_and(|d| d == "event_count");
-        if (drop_at..drop_at + 8).contains(&i) {
-            if by_drop_guard && first.is_none() {
-                first = Some(i - drop_at);
+        if let Some(d) = drop {
+            if by_drop_guard && first[d].is_none() {
+                first[d] = Some(i - drops[d]);
             }
         } else if i >= drift_from {
             drift += usize::from(by_drop_guard);
@@ -418,8 +431,8 @@ fn the_drop_guard_pages_a_sudden_drop_at_peak_and_not_a_drift() {
     let (clean, first, drift) = drop_and_drift(true);
     assert_eq!(clean, 0, "drop-guard flags on clean traffic");
     assert!(
-        first.is_some_and(|d| d <= 2),
-        "drop first flagged at window {first:?}"
+        first.iter().all(|f| f.is_some_and(|d| d <= 2)),
+        "drops first flagged at windows {first:?}"
     );
     assert_eq!(drift, 0, "drop-guard flags on a slow drift");
     let (clean_off, _, drift_off) = drop_and_drift(false);
