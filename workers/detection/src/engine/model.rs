@@ -666,12 +666,12 @@ impl KeyModel {
     /// Largest robust z of a feature's deviation (and its index), and the relation z: the
     /// Mahalanobis distance of the scaled deviations per feature (`√(eᵀΣ⁻¹e / d)`), which is
     /// large when features that move together stop doing so although each one is ordinary.
-    fn max_z(&self, x: &[f64], expected: &[f64]) -> ((f64, usize), f64) {
+    /// `w`: the window's deviation weights ([`Self::weights`]).
+    fn max_z(&self, x: &[f64], expected: &[f64], w: &[f64]) -> ((f64, usize), f64) {
         let Some(dev) = &self.deviation else {
             return ((0.0, 0), 0.0);
         };
         let mut best = (0.0, 0);
-        let w = self.weights(x);
         let e: Vec<f64> = x
             .iter()
             .zip(expected)
@@ -695,7 +695,7 @@ impl KeyModel {
     /// The range guard: the first feature whose value lies beyond the range of every value seen
     /// so far by more than `range_tolerance` of that range and deviates from its baseline by at
     /// least its guard z in scales (after `guard_min_windows` of history).
-    fn out_of_range(&self, x: &[f64], expected: &[f64]) -> Option<usize> {
+    fn out_of_range(&self, x: &[f64], expected: &[f64], w: &[f64]) -> Option<usize> {
         let (lo, hi) = self.range.as_ref()?;
         let dev = self.deviation.as_ref()?;
         if self.cfg.range_tolerance <= 0.0 || self.seen < self.cfg.guard_min_windows {
@@ -707,7 +707,6 @@ impl KeyModel {
                 .as_ref()
                 .is_some_and(|g| g.calibrates(j) && self.deviations.len() < g.min_windows)
         };
-        let w = self.weights(x);
         x.iter().enumerate().position(|(j, &v)| {
             if calibrating(j) {
                 return false;
@@ -748,8 +747,9 @@ impl KeyModel {
             Some((forest, _)) => {
                 let v = self.vector(x, &ctx, &expected);
                 let s = forest.score(&v)?;
-                let (max_z, relation) = self.max_z(x, &expected);
-                let range = self.out_of_range(x, &expected);
+                let w = self.weights(x);
+                let (max_z, relation) = self.max_z(x, &expected, &w);
+                let range = self.out_of_range(x, &expected, &w);
                 let on_profile = self.period() != Period::None;
                 let local = self
                     .cfg
@@ -787,7 +787,7 @@ impl KeyModel {
                 };
                 let max_z = guard.map_or(max_z, |j| {
                     let dev = self.deviation.as_ref().map_or(1.0, |d| d.scales[j]);
-                    ((x[j] - expected[j]).abs() * self.weights(x)[j] / dev, j)
+                    ((x[j] - expected[j]).abs() * w[j] / dev, j)
                 });
                 let flagged = forced || score >= self.cfg.algorithm.exclude_level();
                 if let Some(g) = &self.cfg.drop_guard {
@@ -811,7 +811,6 @@ impl KeyModel {
                     self.scored.pop_front();
                 }
                 if self.cfg.guard_tail.as_ref().is_some_and(GuardTail::any) {
-                    let w = self.weights(x);
                     self.deviations.push_back(
                         x.iter()
                             .zip(&expected)

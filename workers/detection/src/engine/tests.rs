@@ -302,17 +302,16 @@ fn bad_configurations_are_refused() {
 /// deviations weighted by the request count or not.
 fn low_count_p99(calibrated: bool, weighted: bool) -> (usize, bool) {
     let features = ["event_count", "p99_latency"];
-    let mut c = core(&features, Algorithm::RobustForest, BUDGET);
-    let mut cfg = c.config().clone();
+    let mut cfg = core(&features, Algorithm::RobustForest, BUDGET)
+        .config()
+        .clone();
     if !calibrated && let Some(g) = cfg.model.guard_tail.as_mut() {
         g.features = vec![false; features.len()];
     }
     if !weighted && let Some(w) = cfg.model.sample_size.as_mut() {
         w.weighted = vec![false; features.len()];
     }
-    if !(calibrated && weighted) {
-        c = DetectorCore::new(cfg).expect("valid config");
-    }
+    let mut c = DetectorCore::new(cfg).expect("valid config");
     let mut r = SplitMix64::new(11);
     let n = 14 * DAY_MS / STEP;
     let (mut fired_clean, mut fired_spike) = (0, false);
