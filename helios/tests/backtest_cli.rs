@@ -12,8 +12,8 @@ use std::process::{Command, Output};
 mod schedules;
 
 use schedules::{
-    HELD_OUT, HELD_OUT_2, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5, HELD_OUT_6, HELD_OUT_7, Schedule,
-    TUNING,
+    HELD_OUT, HELD_OUT_2, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5, HELD_OUT_6, HELD_OUT_7, HELD_OUT_8,
+    HELD_OUT_9, HELD_OUT_10, Schedule, TUNING,
 };
 
 /// The Detector of the scenario test: three request features, 5m windows, default model.
@@ -467,58 +467,76 @@ fn pinned(
     assert!((got.3 - per_day).abs() <= 0.05, "{got:?}");
 }
 
-// Quality pins of the default Detector, measured 2026-12-03 with the drop guard on both
-// seasonal profiles and the sample-size weighting (tuning split: TUNING, HELD_OUT … HELD_OUT_4;
-// held-out: HELD_OUT_5 … HELD_OUT_7, see the fixtures). The creeps (a 4-hour ramp) are the
-// incidents slower than 2 windows everywhere.
+// Quality pins of the default Detector, measured 2026-12-06 with the settled daily count and
+// the thin-tail rule of the range guard (development split: TUNING, HELD_OUT … HELD_OUT_7;
+// held-out: HELD_OUT_8 … HELD_OUT_10, fixed before those changes and judged once, see the
+// fixtures). The creeps (a 4-hour ramp) are the incidents slower than 2 windows everywhere.
 
-/// Tuning schedule: 13/13 caught, 11 within 2 windows, 0.10 false alerts per key per day.
+/// Tuning schedule: 13/13 caught, 11 within 2 windows, 0.07 false alerts per key per day.
 #[test]
 fn default_detector_on_the_tuning_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&TUNING), (13, 13), 10..=12, 0.10);
+    pinned(fourteen_days(&TUNING), (13, 13), 10..=12, 0.07);
 }
 
-/// First held-out schedule (now development): 10/10, 9 within 2, 0.09 per key per day.
+/// First held-out schedule (development): 10/10, 9 within 2, 0.06 per key per day.
 #[test]
 fn default_detector_on_the_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT), (10, 10), 8..=10, 0.09);
+    pinned(fourteen_days(&HELD_OUT), (10, 10), 8..=10, 0.06);
 }
 
-/// Second (development): 10/10, 9 within 2, 0.14 per key per day.
+/// Second (development): 10/10, 9 within 2, 0.09 per key per day.
 #[test]
 fn default_detector_on_the_second_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_2), (10, 10), 8..=10, 0.14);
+    pinned(fourteen_days(&HELD_OUT_2), (10, 10), 8..=10, 0.09);
 }
 
-/// Third (development): 10/10, 9 within 2, 0.09 per key per day.
+/// Third (development): 10/10, 9 within 2, 0.07 per key per day.
 #[test]
 fn default_detector_on_the_third_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_3), (10, 10), 8..=10, 0.09);
+    pinned(fourteen_days(&HELD_OUT_3), (10, 10), 8..=10, 0.07);
 }
 
-/// Fourth (development): 10/10, 9 within 2, 0.14 per key per day.
+/// Fourth (development): 10/10, 9 within 2, 0.06 per key per day.
 #[test]
 fn default_detector_on_the_fourth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_4), (10, 10), 8..=10, 0.14);
+    pinned(fourteen_days(&HELD_OUT_4), (10, 10), 8..=10, 0.06);
 }
 
-/// Fifth (held out from these changes): 9/10 — the auth latency spike of day 6 (8 % of
-/// requests 10× slower at 09:00) is missed —, 8 within 2, 0.14 per key per day.
+/// Fifth (development): 10/10, 9 within 2, 0.16 per key per day — over the one-per-week budget
+/// (search: low-score alerts on ordinary traffic).
 #[test]
 fn default_detector_on_the_fifth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_5), (9, 10), 7..=9, 0.14);
+    pinned(fourteen_days(&HELD_OUT_5), (10, 10), 8..=10, 0.16);
 }
 
-/// Sixth (held out, drawn at random): 10/10, 9 within 2, 0.19 per key per day — over the
-/// one-per-week budget.
+/// Sixth (development): 10/10, 9 within 2, 0.09 per key per day.
 #[test]
 fn default_detector_on_the_sixth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_6), (10, 10), 8..=10, 0.19);
+    pinned(fourteen_days(&HELD_OUT_6), (10, 10), 8..=10, 0.09);
 }
 
-/// Seventh (held out, drawn at random): 9/10 — the night-time checkout latency spike of day
-/// 7 (01:00, a few dozen requests a window) is missed —, 7 within 2, 0.16 per key per day.
+/// Seventh (development): 10/10, 9 within 2, 0.06 per key per day.
 #[test]
 fn default_detector_on_the_seventh_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_7), (9, 10), 6..=8, 0.16);
+    pinned(fourteen_days(&HELD_OUT_7), (10, 10), 8..=10, 0.06);
+}
+
+/// Eighth (held out): 8/10 — the catalog latency spike at 03:00 on day 4 and the notify drop
+/// at 13:00 on the second Saturday are missed —, 7 within 2, 0.16 per key per day (auth 0.36).
+#[test]
+fn default_detector_on_the_eighth_held_out_fourteen_days_is_pinned() {
+    pinned(fourteen_days(&HELD_OUT_8), (8, 10), 6..=8, 0.16);
+}
+
+/// Ninth (held out): 10/10, 9 within 2, 0.07 per key per day.
+#[test]
+fn default_detector_on_the_ninth_held_out_fourteen_days_is_pinned() {
+    pinned(fourteen_days(&HELD_OUT_9), (10, 10), 8..=10, 0.07);
+}
+
+/// Tenth (held out): 9/10 — the notify latency spike at 03:00 on the last Sunday is missed —,
+/// 8 within 2, 0.07 per key per day.
+#[test]
+fn default_detector_on_the_tenth_held_out_fourteen_days_is_pinned() {
+    pinned(fourteen_days(&HELD_OUT_10), (9, 10), 7..=9, 0.07);
 }

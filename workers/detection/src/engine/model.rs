@@ -19,7 +19,11 @@
 //! deviation reaches `z_guard` scales (once `guard_min_windows` are in the history), since the
 //! forest groups values beyond its training range with the maximum. It scores 1
 //! (RobustForest) or `max(s, z/(z+3))` (IsolationForest). Within the range only the model
-//! flags, so a rare but known value (one error in a quiet hour) never storms.
+//! flags, so a rare but known value (one error in a quiet hour) never storms. A tail
+//! percentile resting on fewer than two requests (the p99 of under 200) is left to the model
+//! ([`SampleSize::thin_tail`]): the p99 of 90 requests is the slowest one.
+//! On the daily profile the request count's expected value is settled towards its local level
+//! ([`settled_count`]), so the first weekend is not judged against pooled weekdays.
 //! The **drop guard** ([`crate::engine::drop`]) flags a sustained, sudden fall of the request
 //! count below its hour-of-week baseline the same way (score 1), and the **error guard**
 //! ([`crate::engine::errors`]) a window with far more failed requests than its request count
@@ -40,6 +44,7 @@ use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
 use crate::engine::sample_size::SampleSize;
 use crate::engine::seasonal::{
     Period, REQUEST_WEEKLY_AFTER_MS, SeasonalProfile, SeasonalityMode, WEEKLY_AFTER_MS,
+    settled_count,
 };
 use crate::engine::threshold::{ThresholdDecision, tail_quantile};
 use crate::explain::{Baseline, Explanation, explain};
@@ -548,6 +553,20 @@ impl KeyModel {
             .collect()
     }
 
+    /// On the daily profile, settles the count's expected value with [`settled_count`] (the
+    /// drop guard's feature; `ctx` holds the window's local residuals first, RobustForest).
+    fn settle_count(&self, x: &[f64], ctx: &[f64], expected: &mut [f64]) {
+        if self.cfg.algorithm != Algorithm::RobustForest || self.period() != Period::Daily {
+            return;
+        }
+        let Some(j) = self.cfg.drop_guard.as_ref().map(|g| g.feature) else {
+            return;
+        };
+        if let (Some(&v), Some(&local), Some(e)) = (x.get(j), ctx.get(j), expected.get_mut(j)) {
+            *e = settled_count(v, v - local, *e);
+        }
+    }
+
     fn vector(&self, x: &[f64], ctx: &[f64], expected: &[f64]) -> Vec<f64> {
         let mut v = Vec::with_capacity(self.names.len());
         v.extend_from_slice(x);
@@ -587,7 +606,8 @@ impl KeyModel {
             .history
             .iter()
             .map(|r| {
-                let e = self.expected(r.ts, d);
+                let mut e = self.expected(r.ts, d);
+                self.settle_count(&r.x, &r.ctx, &mut e);
                 (self.vector(&r.x, &r.ctx, &e), e)
             })
             .collect();
@@ -707,8 +727,14 @@ impl KeyModel {
                 .as_ref()
                 .is_some_and(|g| g.calibrates(j) && self.deviations.len() < g.min_windows)
         };
+        let thin = |j: usize| {
+            self.cfg
+                .sample_size
+                .as_ref()
+                .is_some_and(|s| s.thin_tail(x, j))
+        };
         x.iter().enumerate().position(|(j, &v)| {
-            if calibrating(j) {
+            if calibrating(j) || thin(j) {
                 return false;
             }
             let tol = self.cfg.range_tolerance * (hi[j] - lo[j]);
@@ -730,7 +756,8 @@ impl KeyModel {
             return Err(DetectionError::NonFinite { feature: i });
         }
         let ctx = self.context(x);
-        let expected = self.expected(ts, x.len());
+        let mut expected = self.expected(ts, x.len());
+        self.settle_count(x, &ctx, &mut expected);
         let step = match &self.forest {
             None => {
                 self.learn(ts, x, ctx.clone());

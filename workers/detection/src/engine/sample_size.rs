@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 /// Largest weight: a window far busier than usual is not trusted beyond this.
 pub const MAX_WEIGHT: f64 = 4.0;
 
+/// Requests a tail percentile must rest on before the range guard trusts it: the p99 of 90
+/// requests is the slowest one, and one slow request is not an incident.
+pub const MIN_TAIL_REQUESTS: f64 = 2.0;
+
 /// Which deviations are weighted by the window's request count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleSize {
@@ -19,6 +23,10 @@ pub struct SampleSize {
     pub count: usize,
     /// Per base feature: whether its deviation is weighted.
     pub weighted: Vec<bool>,
+    /// Per base feature: the share of requests above it when it is a tail percentile (0.01 for
+    /// `p99_latency`) and `avg_latency`, which rests on every request, is a feature too.
+    #[serde(default)]
+    pub tails: Vec<Option<f64>>,
 }
 
 impl SampleSize {
@@ -26,13 +34,31 @@ impl SampleSize {
     /// statistic of the requests except the count itself.
     pub fn for_features(features: &[String]) -> Option<Self> {
         let count = features.iter().position(|f| f == "event_count")?;
+        let with_mean = features.iter().any(|f| f == "avg_latency");
         Some(Self {
             count,
             weighted: features
                 .iter()
                 .map(|f| f != "event_count" && crate::features::per_request(f))
                 .collect(),
+            tails: features
+                .iter()
+                .map(|f| tail_share(f).filter(|_| with_mean))
+                .collect(),
         })
+    }
+
+    /// Whether feature `j` of window `x` is a tail percentile resting on fewer than
+    /// [`MIN_TAIL_REQUESTS`] requests (too few for the range guard to trust it alone). Only
+    /// with `avg_latency` among the features, which the guard still watches: without it the
+    /// tail is the only latency signal a detector has.
+    pub fn thin_tail(&self, x: &[f64], j: usize) -> bool {
+        let n = x.get(self.count).copied().unwrap_or(0.0);
+        self.tails
+            .get(j)
+            .copied()
+            .flatten()
+            .is_some_and(|share| n * share < MIN_TAIL_REQUESTS)
     }
 
     /// The reference count of a history of base rows: their median count (at least 1).
@@ -60,6 +86,15 @@ impl SampleSize {
     }
 }
 
+/// The share of requests above a latency percentile feature (`None` for other features).
+fn tail_share(feature: &str) -> Option<f64> {
+    match feature {
+        "p95_latency" => Some(0.05),
+        "p99_latency" => Some(0.01),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +113,30 @@ mod tests {
         // No requests: a percentile of nothing deviates by nothing.
         assert_eq!(s.weights(&[0.0, 0.0, 0.5], 100.0)[1], 0.0);
         assert_eq!(s.weights(&[1e9, 1.0, 0.5], 100.0)[1], MAX_WEIGHT);
+    }
+
+    #[test]
+    fn a_percentile_of_few_requests_has_a_thin_tail() {
+        let s = SampleSize::for_features(&names(&[
+            "event_count",
+            "p95_latency",
+            "p99_latency",
+            "avg_latency",
+        ]))
+        .expect("counts requests");
+        // 90 requests: 0.9 above the p99 (thin), 4.5 above the p95.
+        assert_eq!(
+            (0..4)
+                .map(|j| s.thin_tail(&[90.0, 1.0, 1.0, 1.0], j))
+                .collect::<Vec<_>>(),
+            [false, false, true, false]
+        );
+        assert!(!s.thin_tail(&[200.0, 1.0, 1.0, 1.0], 2));
+        assert!(s.thin_tail(&[30.0, 1.0, 1.0, 1.0], 1));
+        // Without the mean, the tail is the only latency signal: always trusted.
+        let alone = SampleSize::for_features(&names(&["event_count", "p99_latency"]))
+            .expect("counts requests");
+        assert!(!alone.thin_tail(&[30.0, 1.0], 1));
     }
 
     #[test]

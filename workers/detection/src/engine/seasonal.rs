@@ -179,9 +179,36 @@ impl SeasonalProfile {
     }
 }
 
+/// The expected request count `e` of a window of count `v` whose local level (`v` minus its
+/// local residual: the median of the last windows) is `level`, settled for the daily profile:
+/// a count below its baseline counts only as far as the local level is below it too. The
+/// daily profile pools weekdays, so the first weekend is below every slot all day long while
+/// the local level follows it; an outage is sudden and stays below the local level, and the
+/// drop guard, which compares with the local level itself, sees it either way.
+pub fn settled_count(v: f64, level: f64, e: f64) -> f64 {
+    if v < e && level < e {
+        e.min(level.max(v))
+    } else {
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_low_count_is_judged_against_its_local_level() {
+        // A weekend: 600 at a 1,000 slot, the local level at 620 → expected 620.
+        assert_eq!(settled_count(600.0, 620.0, 1000.0), 620.0);
+        // The level below the value: expected falls to the value, never below it.
+        assert_eq!(settled_count(640.0, 600.0, 1000.0), 640.0);
+        // A sudden drop: the level is still at the slot → unchanged.
+        assert_eq!(settled_count(300.0, 1000.0, 1000.0), 1000.0);
+        assert_eq!(settled_count(300.0, 1100.0, 1000.0), 1000.0);
+        // Above the baseline: unchanged whatever the level.
+        assert_eq!(settled_count(1200.0, 1300.0, 1000.0), 1000.0);
+    }
 
     #[test]
     fn monday_midnight_is_slot_zero() {

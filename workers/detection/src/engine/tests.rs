@@ -297,10 +297,12 @@ fn bad_configurations_are_refused() {
 }
 
 /// Two weeks of one key whose p99 is that of 12 requests at night and 1,500 at peak
-/// (log-normal with a 2–5× slow tail: at night the p99 is the slowest request), then a sustained 8× p99 spike at peak: clean-day
-/// alerts and whether the spike pages, with the guard calibrated or at the fixed z, and the
-/// deviations weighted by the request count or not.
-fn low_count_p99(calibrated: bool, weighted: bool) -> (usize, bool) {
+/// (log-normal with a 2–5× slow tail: at night the p99 is the slowest request), then a
+/// sustained 8× p99 spike at peak: clean-day alerts and whether the spike pages, with the guard
+/// calibrated or at the fixed z, the deviations weighted by the request count or not, and the
+/// range guard trusting a p99 of fewer than 200 requests (`thin: false`) or not (as it does
+/// when `avg_latency` is a feature too).
+fn low_count_p99(calibrated: bool, weighted: bool, thin: bool) -> (usize, bool) {
     let features = ["event_count", "p99_latency"];
     let mut cfg = core(&features, Algorithm::RobustForest, BUDGET)
         .config()
@@ -308,8 +310,12 @@ fn low_count_p99(calibrated: bool, weighted: bool) -> (usize, bool) {
     if !calibrated && let Some(g) = cfg.model.guard_tail.as_mut() {
         g.features = vec![false; features.len()];
     }
-    if !weighted && let Some(w) = cfg.model.sample_size.as_mut() {
-        w.weighted = vec![false; features.len()];
+    if let Some(w) = cfg.model.sample_size.as_mut() {
+        if !weighted {
+            w.weighted = vec![false; features.len()];
+        }
+        // As with `avg_latency` among the features (the guard then leaves a thin p99 alone).
+        w.tails = vec![None, Some(0.01).filter(|_| thin)];
     }
     let mut c = DetectorCore::new(cfg).expect("valid config");
     let mut r = SplitMix64::new(11);
@@ -348,22 +354,37 @@ fn low_count_p99(calibrated: bool, weighted: bool) -> (usize, bool) {
 
 #[test]
 fn a_calibrated_guard_does_not_page_for_the_noise_of_few_requests() {
-    let (fixed, _) = low_count_p99(false, false);
-    let (calibrated, spike) = low_count_p99(true, false);
-    let (weighted, weighted_spike) = low_count_p99(true, true);
-    println!("clean-day alerts: fixed z {fixed}, calibrated {calibrated}, weighted {weighted}");
-    assert!(spike && weighted_spike, "the 8× p99 spike pages");
+    // Each remedy alone, with the range guard trusting every p99.
+    let (fixed, _) = low_count_p99(false, false, false);
+    let (calibrated, spike) = low_count_p99(true, false, false);
+    let (weighted, weighted_spike) = low_count_p99(true, true, false);
+    // The default with `avg_latency`: calibrated, weighted, a thin p99 left to the model.
+    let (default, default_spike) = low_count_p99(true, true, true);
+    let (thin_only, _) = low_count_p99(false, false, true);
+    println!(
+        "clean-day alerts: fixed z {fixed}, calibrated {calibrated}, weighted {weighted}, \
+         default {default}, thin tails alone {thin_only}"
+    );
+    assert!(
+        spike && weighted_spike && default_spike,
+        "the 8× p99 spike pages"
+    );
     assert!(
         weighted <= 1 && weighted < calibrated,
         "weighted by the count: {weighted} vs {calibrated}"
     );
     assert!(
-        calibrated <= 4,
+        calibrated <= 5,
         "calibrated: {calibrated} alerts in 13 clean days"
     );
     assert!(
         fixed >= 2 * calibrated.max(3),
         "fixed z: {fixed} vs calibrated {calibrated}"
+    );
+    assert!(default <= weighted, "default: {default} vs {weighted}");
+    assert!(
+        thin_only < fixed,
+        "thin tails alone: {thin_only} vs fixed z {fixed}"
     );
 }
 
