@@ -13,7 +13,7 @@ mod schedules;
 
 use schedules::{
     HELD_OUT, HELD_OUT_2, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5, HELD_OUT_6, HELD_OUT_7, HELD_OUT_8,
-    HELD_OUT_9, HELD_OUT_10, Schedule, TUNING,
+    HELD_OUT_9, HELD_OUT_10, HELD_OUT_11, HELD_OUT_12, HELD_OUT_13, Schedule, TUNING,
 };
 
 /// The Detector of the scenario test: three request features, 5m windows, default model.
@@ -467,15 +467,16 @@ fn pinned(
     assert!((got.3 - per_day).abs() <= 0.05, "{got:?}");
 }
 
-// Quality pins of the default Detector, measured 2026-12-06 with the settled daily count and
-// the thin-tail rule of the range guard (development split: TUNING, HELD_OUT … HELD_OUT_7;
-// held-out: HELD_OUT_8 … HELD_OUT_10, fixed before those changes and judged once, see the
-// fixtures). The creeps (a 4-hour ramp) are the incidents slower than 2 windows everywhere.
+// Quality pins of the default Detector, measured 2026-12-06 with the settled daily count, the
+// thin-tail rule of the range guard and the budget aimed at half its value (development split:
+// TUNING, HELD_OUT … HELD_OUT_10; held-out: HELD_OUT_11 … HELD_OUT_13, fixed before the budget
+// aim and judged once, see the fixtures). The creeps (a 4-hour ramp) are the incidents slower
+// than 2 windows everywhere.
 
-/// Tuning schedule: 13/13 caught, 11 within 2 windows, 0.07 false alerts per key per day.
+/// Tuning schedule: 13/13 caught, 11 within 2 windows, 0.06 false alerts per key per day.
 #[test]
 fn default_detector_on_the_tuning_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&TUNING), (13, 13), 10..=12, 0.07);
+    pinned(fourteen_days(&TUNING), (13, 13), 10..=12, 0.06);
 }
 
 /// First held-out schedule (development): 10/10, 9 within 2, 0.06 per key per day.
@@ -484,10 +485,10 @@ fn default_detector_on_the_held_out_fourteen_days_is_pinned() {
     pinned(fourteen_days(&HELD_OUT), (10, 10), 8..=10, 0.06);
 }
 
-/// Second (development): 10/10, 9 within 2, 0.09 per key per day.
+/// Second (development): 10/10, 9 within 2, 0.07 per key per day.
 #[test]
 fn default_detector_on_the_second_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_2), (10, 10), 8..=10, 0.09);
+    pinned(fourteen_days(&HELD_OUT_2), (10, 10), 8..=10, 0.07);
 }
 
 /// Third (development): 10/10, 9 within 2, 0.07 per key per day.
@@ -502,11 +503,10 @@ fn default_detector_on_the_fourth_held_out_fourteen_days_is_pinned() {
     pinned(fourteen_days(&HELD_OUT_4), (10, 10), 8..=10, 0.06);
 }
 
-/// Fifth (development): 10/10, 9 within 2, 0.16 per key per day — over the one-per-week budget
-/// (search: low-score alerts on ordinary traffic).
+/// Fifth (development): 10/10, 9 within 2, 0.11 per key per day.
 #[test]
 fn default_detector_on_the_fifth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_5), (10, 10), 8..=10, 0.16);
+    pinned(fourteen_days(&HELD_OUT_5), (10, 10), 8..=10, 0.11);
 }
 
 /// Sixth (development): 10/10, 9 within 2, 0.09 per key per day.
@@ -515,28 +515,49 @@ fn default_detector_on_the_sixth_held_out_fourteen_days_is_pinned() {
     pinned(fourteen_days(&HELD_OUT_6), (10, 10), 8..=10, 0.09);
 }
 
-/// Seventh (development): 10/10, 9 within 2, 0.06 per key per day.
+/// Seventh (development): 10/10, 9 within 2, 0.03 per key per day.
 #[test]
 fn default_detector_on_the_seventh_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_7), (10, 10), 8..=10, 0.06);
+    pinned(fourteen_days(&HELD_OUT_7), (10, 10), 8..=10, 0.03);
 }
 
-/// Eighth (held out): 8/10 — the catalog latency spike at 03:00 on day 4 and the notify drop
-/// at 13:00 on the second Saturday are missed —, 7 within 2, 0.16 per key per day (auth 0.36).
+/// Eighth (development since its judgement): 8/10 — the catalog latency spike at 03:00 on day 4
+/// and the notify drop at 13:00 on the second Saturday are missed —, 7 within 2, 0.10 per key
+/// per day.
 #[test]
 fn default_detector_on_the_eighth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_8), (8, 10), 6..=8, 0.16);
+    pinned(fourteen_days(&HELD_OUT_8), (8, 10), 6..=8, 0.10);
 }
 
-/// Ninth (held out): 10/10, 9 within 2, 0.07 per key per day.
+/// Ninth (development since its judgement): 10/10, 9 within 2, 0.07 per key per day.
 #[test]
 fn default_detector_on_the_ninth_held_out_fourteen_days_is_pinned() {
     pinned(fourteen_days(&HELD_OUT_9), (10, 10), 8..=10, 0.07);
 }
 
-/// Tenth (held out): 9/10 — the notify latency spike at 03:00 on the last Sunday is missed —,
-/// 8 within 2, 0.07 per key per day.
+/// Tenth (development since its judgement): 9/10 — the notify latency spike at 03:00 on the
+/// last Sunday is missed —, 8 within 2, 0.07 per key per day.
 #[test]
 fn default_detector_on_the_tenth_held_out_fourteen_days_is_pinned() {
     pinned(fourteen_days(&HELD_OUT_10), (9, 10), 7..=9, 0.07);
+}
+
+/// Eleventh (held out): 9/10 — the auth drop at 15:00 on day 11 is missed —, 8 within 2, 0.04
+/// per key per day.
+#[test]
+fn default_detector_on_the_eleventh_held_out_fourteen_days_is_pinned() {
+    pinned(fourteen_days(&HELD_OUT_11), (9, 10), 7..=9, 0.04);
+}
+
+/// Twelfth (held out): 9/10 — the notify drop at 16:00 on day 6, the first Sunday (daily
+/// profile), is missed —, 8 within 2, 0.06 per key per day.
+#[test]
+fn default_detector_on_the_twelfth_held_out_fourteen_days_is_pinned() {
+    pinned(fourteen_days(&HELD_OUT_12), (9, 10), 7..=9, 0.06);
+}
+
+/// Thirteenth (held out): 10/10, 9 within 2, 0.07 per key per day.
+#[test]
+fn default_detector_on_the_thirteenth_held_out_fourteen_days_is_pinned() {
+    pinned(fourteen_days(&HELD_OUT_13), (10, 10), 8..=10, 0.07);
 }
