@@ -13,7 +13,8 @@ mod schedules;
 
 use schedules::{
     HELD_OUT, HELD_OUT_2, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5, HELD_OUT_6, HELD_OUT_7, HELD_OUT_8,
-    HELD_OUT_9, HELD_OUT_10, HELD_OUT_11, HELD_OUT_12, HELD_OUT_13, Schedule, TUNING,
+    HELD_OUT_9, HELD_OUT_10, HELD_OUT_11, HELD_OUT_12, HELD_OUT_13, HELD_OUT_14, HELD_OUT_15,
+    HELD_OUT_16, HELD_OUT_17, HELD_OUT_18, HELD_OUT_19, Schedule, TUNING,
 };
 
 /// The Detector of the scenario test: three request features, 5m windows, default model.
@@ -467,97 +468,71 @@ fn pinned(
     assert!((got.3 - per_day).abs() <= 0.05, "{got:?}");
 }
 
-// Quality pins of the default Detector, measured 2026-12-06 with the settled daily count, the
-// thin-tail rule of the range guard and the budget aimed at half its value (development split:
-// TUNING, HELD_OUT … HELD_OUT_10; held-out: HELD_OUT_11 … HELD_OUT_13, fixed before the budget
-// aim and judged once, see the fixtures). The creeps (a 4-hour ramp) are the incidents slower
-// than 2 windows everywhere.
+// Quality pins of the default Detector, measured 2026-12-06 evening with the drop guard in
+// Poisson units, its record free of windows the core flagged and its limit carried over the
+// switch to the weekly profile (development split: TUNING, HELD_OUT … HELD_OUT_16; held-out:
+// HELD_OUT_17 … HELD_OUT_19, fixed before the carried limit and judged once, see the fixtures).
+// The creeps (a 4-hour ramp) are the incidents slower than 2 windows everywhere. Each pin is
+// its own test, so they run in parallel and fail by name.
 
-/// Tuning schedule: 13/13 caught, 11 within 2 windows, 0.06 false alerts per key per day.
-#[test]
-fn default_detector_on_the_tuning_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&TUNING), (13, 13), 10..=12, 0.06);
+/// One pinned schedule: `(caught, incidents)` exactly, caught within 2 windows in a range,
+/// false alerts per key per day within 0.05.
+macro_rules! pin {
+    ($($(#[$doc:meta])* $name:ident: $schedule:ident, $caught:expr, $fast:expr, $per_day:expr;)*) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                pinned(fourteen_days(&$schedule), $caught, $fast, $per_day);
+            }
+        )*
+    };
 }
 
-/// First held-out schedule (development): 10/10, 9 within 2, 0.06 per key per day.
-#[test]
-fn default_detector_on_the_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT), (10, 10), 8..=10, 0.06);
-}
-
-/// Second (development): 10/10, 9 within 2, 0.07 per key per day.
-#[test]
-fn default_detector_on_the_second_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_2), (10, 10), 8..=10, 0.07);
-}
-
-/// Third (development): 10/10, 9 within 2, 0.07 per key per day.
-#[test]
-fn default_detector_on_the_third_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_3), (10, 10), 8..=10, 0.07);
-}
-
-/// Fourth (development): 10/10, 9 within 2, 0.06 per key per day.
-#[test]
-fn default_detector_on_the_fourth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_4), (10, 10), 8..=10, 0.06);
-}
-
-/// Fifth (development): 10/10, 9 within 2, 0.11 per key per day.
-#[test]
-fn default_detector_on_the_fifth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_5), (10, 10), 8..=10, 0.11);
-}
-
-/// Sixth (development): 10/10, 9 within 2, 0.09 per key per day.
-#[test]
-fn default_detector_on_the_sixth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_6), (10, 10), 8..=10, 0.09);
-}
-
-/// Seventh (development): 10/10, 9 within 2, 0.03 per key per day.
-#[test]
-fn default_detector_on_the_seventh_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_7), (10, 10), 8..=10, 0.03);
-}
-
-/// Eighth (development since its judgement): 8/10 — the catalog latency spike at 03:00 on day 4
-/// and the notify drop at 13:00 on the second Saturday are missed —, 7 within 2, 0.10 per key
-/// per day.
-#[test]
-fn default_detector_on_the_eighth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_8), (8, 10), 6..=8, 0.10);
-}
-
-/// Ninth (development since its judgement): 10/10, 9 within 2, 0.07 per key per day.
-#[test]
-fn default_detector_on_the_ninth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_9), (10, 10), 8..=10, 0.07);
-}
-
-/// Tenth (development since its judgement): 9/10 — the notify latency spike at 03:00 on the
-/// last Sunday is missed —, 8 within 2, 0.07 per key per day.
-#[test]
-fn default_detector_on_the_tenth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_10), (9, 10), 7..=9, 0.07);
-}
-
-/// Eleventh (held out): 9/10 — the auth drop at 15:00 on day 11 is missed —, 8 within 2, 0.04
-/// per key per day.
-#[test]
-fn default_detector_on_the_eleventh_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_11), (9, 10), 7..=9, 0.04);
-}
-
-/// Twelfth (held out): 9/10 — the notify drop at 16:00 on day 6, the first Sunday (daily
-/// profile), is missed —, 8 within 2, 0.06 per key per day.
-#[test]
-fn default_detector_on_the_twelfth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_12), (9, 10), 7..=9, 0.06);
-}
-
-/// Thirteenth (held out): 10/10, 9 within 2, 0.07 per key per day.
-#[test]
-fn default_detector_on_the_thirteenth_held_out_fourteen_days_is_pinned() {
-    pinned(fourteen_days(&HELD_OUT_13), (10, 10), 8..=10, 0.07);
+pin! {
+    /// Tuning schedule: 13/13 caught, 11 within 2 windows, 0.11 false alerts per key per day.
+    default_detector_on_the_tuning_fourteen_days_is_pinned: TUNING, (13, 13), 10..=12, 0.11;
+    /// First held-out schedule (development): 10/10, 9 within 2, 0.07 per key per day.
+    default_detector_on_the_held_out_fourteen_days_is_pinned: HELD_OUT, (10, 10), 8..=10, 0.07;
+    /// Second (development): 10/10, 9 within 2, 0.07.
+    default_detector_on_the_second_held_out_fourteen_days_is_pinned: HELD_OUT_2, (10, 10), 8..=10, 0.07;
+    /// Third (development): 10/10, 9 within 2, 0.07.
+    default_detector_on_the_third_held_out_fourteen_days_is_pinned: HELD_OUT_3, (10, 10), 8..=10, 0.07;
+    /// Fourth (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_fourth_held_out_fourteen_days_is_pinned: HELD_OUT_4, (10, 10), 8..=10, 0.06;
+    /// Fifth (development): 10/10, 9 within 2, 0.14.
+    default_detector_on_the_fifth_held_out_fourteen_days_is_pinned: HELD_OUT_5, (10, 10), 8..=10, 0.14;
+    /// Sixth (development): 10/10, 9 within 2, 0.07.
+    default_detector_on_the_sixth_held_out_fourteen_days_is_pinned: HELD_OUT_6, (10, 10), 8..=10, 0.07;
+    /// Seventh (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_seventh_held_out_fourteen_days_is_pinned: HELD_OUT_7, (10, 10), 8..=10, 0.06;
+    /// Eighth (development): 9/10 — the catalog latency spike at 03:00 on day 4 is missed —, 8
+    /// within 2, 0.10.
+    default_detector_on_the_eighth_held_out_fourteen_days_is_pinned: HELD_OUT_8, (9, 10), 7..=9, 0.1;
+    /// Ninth (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_ninth_held_out_fourteen_days_is_pinned: HELD_OUT_9, (10, 10), 8..=10, 0.06;
+    /// Tenth (development): 9/10 — the notify latency spike at 03:00 on the last Sunday is
+    /// missed —, 8 within 2, 0.07.
+    default_detector_on_the_tenth_held_out_fourteen_days_is_pinned: HELD_OUT_10, (9, 10), 7..=9, 0.07;
+    /// Eleventh (development): 10/10, 9 within 2, 0.04.
+    default_detector_on_the_eleventh_held_out_fourteen_days_is_pinned: HELD_OUT_11, (10, 10), 8..=10, 0.04;
+    /// Twelfth (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_twelfth_held_out_fourteen_days_is_pinned: HELD_OUT_12, (10, 10), 8..=10, 0.06;
+    /// Thirteenth (development): 10/10, 9 within 2, 0.07.
+    default_detector_on_the_thirteenth_held_out_fourteen_days_is_pinned: HELD_OUT_13, (10, 10), 8..=10, 0.07;
+    /// Fourteenth (judged on the Poisson-unit drop guard, then development): 10/10, 8 within 2
+    /// (the search latency spike at 05:00 on the first Saturday in 3 windows), 0.09.
+    default_detector_on_the_fourteenth_held_out_fourteen_days_is_pinned: HELD_OUT_14, (10, 10), 7..=9, 0.09;
+    /// Fifteenth (as the fourteenth): 9/10 — the notify latency spike at 08:00 on day 3 is
+    /// missed —, 8 within 2, 0.07.
+    default_detector_on_the_fifteenth_held_out_fourteen_days_is_pinned: HELD_OUT_15, (9, 10), 7..=9, 0.07;
+    /// Sixteenth (judged on the Poisson-unit drop guard): 10/10, 9 within 2, 0.10.
+    default_detector_on_the_sixteenth_held_out_fourteen_days_is_pinned: HELD_OUT_16, (10, 10), 8..=10, 0.1;
+    /// Seventeenth (held out, judged once): 10/10, 9 within 2, 0.11.
+    default_detector_on_the_seventeenth_held_out_fourteen_days_is_pinned: HELD_OUT_17, (10, 10), 8..=10, 0.11;
+    /// Eighteenth (held out, judged once): 9/10 — the checkout creep from 02:00 on day 3 is
+    /// missed —, 9 within 2, 0.04.
+    default_detector_on_the_eighteenth_held_out_fourteen_days_is_pinned: HELD_OUT_18, (9, 10), 8..=10, 0.04;
+    /// Nineteenth (held out, judged once): 10/10, 9 within 2, 0.04.
+    default_detector_on_the_nineteenth_held_out_fourteen_days_is_pinned: HELD_OUT_19, (10, 10), 8..=10, 0.04;
 }

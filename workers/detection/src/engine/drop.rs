@@ -4,16 +4,22 @@
 //! forest and the likelihood rise only slowly on one feature of five; yet the count is the
 //! feature whose seasonal residual says it plainly.
 //!
-//! Statistic: the mean of the last `span` signed residuals of the count, each the larger of
-//! `x − typical(hour)` and `x − median(last local_window windows)`, so only a fall that is
-//! both unseasonal and sudden counts (a level that drifted for hours, or a noisy slot of a
-//! one-week profile, does not). Limit: the exponential tail of that statistic's recent
-//! out-of-sample values (windows the drop guard itself flagged left out, so one outage does
-//! not blind it to the next), extrapolated to `rate` per window, and never less than `z_guard`
-//! residual scales. It acts on a seasonal profile (hour of day in the first week, hour of week
-//! after), `min_windows` after that profile starts; a period change starts it again. On the
-//! daily profile a weekend is below every weekday slot, but it falls slowly: the local term of
-//! the residual keeps it out, so a drop in the first week pages too.
+//! Statistic: the mean of the last `span` signed residuals of the count ([`residual`]), each
+//! the larger of the fall below `typical(hour)` and below `median(last local_window windows)`,
+//! so only a fall that is both unseasonal and sudden counts (a level that drifted for hours,
+//! or a noisy slot of a one-week profile, does not). Residuals are in Poisson units
+//! (`2√x − 2√typical`, unit variance for a Poisson count whatever its level), so a quiet
+//! weekend hour and a busy weekday peak are judged on one scale: in raw counts the tail of a
+//! busy key's peak hours would hide any drop at 30 requests a window.
+//! Limit: the exponential tail of that statistic's recent out-of-sample values, extrapolated
+//! to `rate` per window, and never less than `z_guard` Poisson units. A statistic resting on a
+//! window the core flagged (by any guard or by the model) stays out of the record: an outage
+//! the model caught must not teach the guard that outages are normal. It acts on a seasonal
+//! profile (hour of day in the first week, hour of week after), `min_windows` after that
+//! profile starts; when the profile changes the record starts again and the old limit stays
+//! in force until the new one is calibrated (a drop on the day of the switch still pages). On
+//! the daily profile a weekend is below every weekday slot, but it falls slowly: the local
+//! term of the residual keeps it out, so a drop in the first week pages too.
 
 use std::collections::VecDeque;
 
@@ -60,19 +66,31 @@ impl DropGuardConfig {
     }
 }
 
+/// The signed residual of count `v` in Poisson units: the larger (less negative) of
+/// `2√v − 2√slot` (unseasonal) and `2√v − 2√local` (sudden).
+pub fn residual(v: f64, slot: f64, local: f64) -> f64 {
+    let r = |c: f64| 2.0 * c.max(0.0).sqrt();
+    (r(v) - r(slot)).max(r(v) - r(local))
+}
+
 /// Drop-guard state of one key.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DropState {
     /// The last `span` signed residuals.
     recent: VecDeque<f64>,
+    /// Whether the core flagged each of the last `span` windows.
+    flags: VecDeque<bool>,
     /// Out-of-sample `−mean` of the residuals (larger = deeper drop) of unflagged windows.
     tail: TailRecord,
 }
 
 impl DropState {
-    /// Forgets everything (a new seasonal period: residuals of the old one do not calibrate it).
-    pub fn reset(&mut self) {
+    /// Starts a new seasonal period: residuals of the old one do not calibrate it, but its
+    /// limit stays in force until the new record is long enough.
+    pub fn restart(&mut self) {
+        let limit = self.tail.limit();
         *self = Self::default();
+        self.tail.carry(limit);
     }
 
     /// Checks one window's signed residual `dev` of the count (`seasonal`: a seasonal profile
@@ -94,18 +112,24 @@ impl DropState {
         self.tail.check(depth) && dev < 0.0
     }
 
-    /// Records the last checked window unless the drop guard flagged it.
+    /// Records the last checked window's statistic unless the core flagged (`flagged`: any
+    /// guard or the model) one of the windows it averages.
     pub fn record(&mut self, cfg: &DropGuardConfig, flagged: bool) {
-        self.tail.record(cfg.keep, flagged);
+        self.flags.push_back(flagged);
+        while self.flags.len() > cfg.span.max(1) {
+            self.flags.pop_front();
+        }
+        let contaminated = self.flags.iter().any(|&f| f);
+        self.tail.record(cfg.keep, contaminated);
     }
 
     /// Re-derives the limit from the record (its deepest value when the tail cannot be fitted);
-    /// `floor` is the least it may be (`z_guard` residual scales of the count).
+    /// `floor` is the least it may be (`z_guard` Poisson units).
     pub fn calibrate(&mut self, cfg: &DropGuardConfig, floor: f64) {
         self.tail.calibrate(cfg.min_windows, cfg.rate, floor);
     }
 
-    /// The limit in force (in count units below the baseline).
+    /// The limit in force (Poisson units below the baseline).
     pub fn limit(&self) -> Option<f64> {
         self.tail.limit()
     }
@@ -155,13 +179,30 @@ mod tests {
     }
 
     #[test]
-    fn acts_on_a_seasonal_profile_only_and_restarts_on_reset() {
+    fn acts_on_a_seasonal_profile_only_and_carries_its_limit_over_a_restart() {
         let c = cfg();
         let mut s = calibrated(1000, 5.0);
+        let limit = s.limit().expect("calibrated");
         assert!(!(0..5).any(|_| s.check(&c, -30.0, false)));
-        s.reset();
-        assert_eq!(s.limit(), None);
-        assert!(!(0..5).any(|_| s.check(&c, -30.0, true)));
+        // A new profile: the record starts again, the old limit stays in force meanwhile.
+        s.restart();
+        assert_eq!(s.limit(), Some(limit));
+        let fired: Vec<bool> = (0..3).map(|_| s.check(&c, -30.0, true)).collect();
+        assert_eq!(fired, [false, false, true]);
+        for _ in 0..100 {
+            s.check(&c, 0.0, true);
+            s.record(&c, false);
+        }
+        s.calibrate(&c, 1.0);
+        assert_eq!(
+            s.limit(),
+            Some(limit),
+            "too short a record keeps the carried limit"
+        );
+        // Never calibrated: nothing to carry.
+        let mut fresh = DropState::default();
+        fresh.restart();
+        assert_eq!(fresh.limit(), None);
     }
 
     #[test]
@@ -176,6 +217,44 @@ mod tests {
         s.calibrate(&c, 1.0);
         let after = s.limit().expect("calibrated");
         assert!((after - before).abs() < 1.0, "{before} → {after}");
+    }
+
+    #[test]
+    fn a_drop_the_model_flagged_does_not_raise_the_limit() {
+        // The windows of an outage the guard itself missed but the core flagged (and the
+        // statistics averaging them) stay out; recorded as unflagged they raise the limit.
+        let c = cfg();
+        let run = |core_flags: bool| {
+            let mut s = calibrated(1000, 5.0);
+            for i in 0..60 {
+                let dev = if i % 20 < 9 { -40.0 } else { 0.0 };
+                s.check(&c, dev, true);
+                s.record(&c, core_flags && dev < 0.0);
+            }
+            s.calibrate(&c, 1.0);
+            s.limit().expect("calibrated")
+        };
+        let (clean, learnt) = (run(true), run(false));
+        let base = calibrated(1000, 5.0).limit().expect("calibrated");
+        assert!((clean - base).abs() < 1.0, "{base} → {clean}");
+        assert!(learnt > clean + 5.0, "{clean} vs {learnt}");
+    }
+
+    #[test]
+    fn residuals_are_in_poisson_units() {
+        // A fall to 30 % of 25 requests is about as deep as a fall to 90 % of 2,500 (4.5 and
+        // 5.1 Poisson units); in raw counts (17.5 vs 250) a limit fitted to busy hours would
+        // never see the quiet one.
+        let quiet = residual(7.5, 25.0, 25.0);
+        let busy = residual(2_250.0, 2_500.0, 2_500.0);
+        assert!((quiet + 4.52).abs() < 0.05, "{quiet}");
+        assert!((busy + 5.13).abs() < 0.05, "{busy}");
+        // The larger of the two: a fall below the slot that the local level already shows
+        // (a slow evening) counts only as far as it is sudden.
+        assert_eq!(residual(16.0, 36.0, 16.0), 0.0);
+        assert!((residual(16.0, 36.0, 25.0) + 2.0).abs() < 1e-12);
+        // Never NaN below zero.
+        assert!(residual(0.0, 4.0, 4.0).is_finite());
     }
 
     #[test]

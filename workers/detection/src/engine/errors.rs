@@ -8,7 +8,7 @@
 //! on `P(K ≥ q·n)`) of `n` requests with error rate `q` against the key's baseline rate `p₀`
 //! (the pooled error rate of its learnt history, or the seasonal slot's when higher), 0 when
 //! `q ≤ p₀`. Limit: the exponential tail of the statistic's recent out-of-sample values
-//! (windows the guard flagged left out), extrapolated to `rate` per window, never below
+//! (windows the core flagged left out), extrapolated to `rate` per window, never below
 //! [`MIN_SURPRISE`]. It acts once `min_windows` are recorded.
 
 use serde::{Deserialize, Serialize};
@@ -86,7 +86,7 @@ impl ErrorState {
         self.tail.check(surprise(n, q, base.max(expected_rate)))
     }
 
-    /// Records the last checked window unless the error guard flagged it.
+    /// Records the last checked window unless the core flagged it (any guard or the model).
     pub fn record(&mut self, cfg: &ErrorGuardConfig, flagged: bool) {
         self.tail.record(cfg.keep, flagged);
     }

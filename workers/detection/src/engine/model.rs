@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::DetectionError;
 use crate::alert::ReplayWindow;
-use crate::engine::drop::{DropGuardConfig, DropState};
+use crate::engine::drop::{self, DropGuardConfig, DropState};
 use crate::engine::errors::{ErrorGuardConfig, ErrorState};
 use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
 use crate::engine::sample_size::SampleSize;
@@ -478,8 +478,8 @@ impl KeyModel {
     /// range the guard checks (so a sustained shift stays guarded until it is learnt as the
     /// new normal after `adapt_after` windows).
     /// When the seasonal period changes, scores before it describe another model: the
-    /// out-of-sample record, the likelihood and the drop guard start again (and the threshold
-    /// recalibrates).
+    /// out-of-sample record, the likelihood and the drop guard's record start again (the
+    /// threshold recalibrates; the drop limit stays until its new record is long enough).
     fn learn(&mut self, ts: i64, x: &[f64], ctx: Vec<f64>) {
         self.history.push_back(Row {
             ts,
@@ -496,7 +496,7 @@ impl KeyModel {
             self.scored.clear();
             self.likelihood = Likelihood::new(self.cfg.likelihood);
             self.threshold = None;
-            self.drop.reset();
+            self.drop.restart();
         }
         let (lo, hi) = self.range.get_or_insert_with(|| (x.to_vec(), x.to_vec()));
         for (j, &v) in x.iter().enumerate() {
@@ -654,10 +654,8 @@ impl KeyModel {
                 tail.map_or(self.cfg.z_guard, |q| q.max(self.cfg.z_guard))
             })
             .collect();
-        if let Some(g) = &self.cfg.drop_guard
-            && let Some(&scale) = scales.get(g.feature)
-        {
-            self.drop.calibrate(g, self.cfg.z_guard * scale);
+        if let Some(g) = &self.cfg.drop_guard {
+            self.drop.calibrate(g, self.cfg.z_guard);
         }
         if let Some(g) = &self.cfg.error_guard {
             self.errors
@@ -785,10 +783,9 @@ impl KeyModel {
                     .and_then(|g| self.local_median(g.feature));
                 let dropped = self.cfg.drop_guard.as_ref().and_then(|g| {
                     let v = *x.get(g.feature)?;
-                    let seasonal = v - expected.get(g.feature)?;
                     // Only what is both unseasonal and sudden: a level that drifted for hours
                     // (or a noisy slot of a one-week profile) is not an outage.
-                    let dev = seasonal.max(v - local.unwrap_or(v));
+                    let dev = drop::residual(v, *expected.get(g.feature)?, local.unwrap_or(v));
                     self.drop.check(g, dev, on_profile).then_some(g.feature)
                 });
                 let errored = self.cfg.error_guard.as_ref().and_then(|g| {
@@ -817,11 +814,13 @@ impl KeyModel {
                     ((x[j] - expected[j]).abs() * w[j] / dev, j)
                 });
                 let flagged = forced || score >= self.cfg.algorithm.exclude_level();
+                // A guard's record leaves out what the core flagged: an incident the model
+                // caught is not the guard's normal.
                 if let Some(g) = &self.cfg.drop_guard {
-                    self.drop.record(g, dropped.is_some());
+                    self.drop.record(g, flagged);
                 }
                 if let Some(g) = &self.cfg.error_guard {
-                    self.errors.record(g, errored.is_some());
+                    self.errors.record(g, flagged);
                 }
                 self.excluded_run = if flagged { self.excluded_run + 1 } else { 0 };
                 let adapted = self.cfg.adapt_after > 0 && self.excluded_run > self.cfg.adapt_after;

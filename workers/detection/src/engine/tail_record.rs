@@ -46,15 +46,21 @@ impl TailRecord {
         }
     }
 
+    /// Keeps `limit` in force (a freshly reset record) until a calibration has enough windows.
+    pub fn carry(&mut self, limit: Option<f64>) {
+        self.limit = limit;
+    }
+
     /// Re-derives the limit once `min_windows` are recorded: the exponential tail of the record
     /// extrapolated to `rate` per window (its largest value when the tail cannot be fitted),
-    /// never below `floor`.
+    /// never below `floor`. Before that, the limit carried over (if any) stays.
     pub fn calibrate(&mut self, min_windows: usize, rate: f64, floor: f64) {
-        self.limit = (self.record.len() >= min_windows).then(|| {
-            let v: Vec<f64> = self.record.iter().copied().collect();
-            let most = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            tail_quantile(&v, rate).unwrap_or(most).max(floor)
-        });
+        if self.record.len() < min_windows {
+            return;
+        }
+        let v: Vec<f64> = self.record.iter().copied().collect();
+        let most = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        self.limit = Some(tail_quantile(&v, rate).unwrap_or(most).max(floor));
     }
 
     /// The limit in force.
