@@ -41,6 +41,16 @@ impl Feature {
         Feature::P99Latency,
     ];
 
+    /// The share of a window's requests above a tail percentile (0.05 for the p95, 0.01 for
+    /// the p99; `None` for the other features).
+    pub fn tail_share(self) -> Option<f64> {
+        match self {
+            Feature::P95Latency => Some(0.05),
+            Feature::P99Latency => Some(0.01),
+            _ => None,
+        }
+    }
+
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -263,8 +273,10 @@ impl FeatureAccumulator {
             Feature::ErrorRate => self.errors as f64 / self.count as f64,
             Feature::AvgLatency if self.latency_count == 0 => 0.0,
             Feature::AvgLatency => self.latency_sum / self.latency_count as f64,
-            Feature::P95Latency => self.sketch.quantile(0.95).unwrap_or(0.0),
-            Feature::P99Latency => self.sketch.quantile(0.99).unwrap_or(0.0),
+            Feature::P95Latency | Feature::P99Latency => {
+                let share = f.tail_share().unwrap_or(0.0);
+                self.sketch.quantile(1.0 - share).unwrap_or(0.0)
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! median count of the training history) before it is compared with the feature's scale, so a
 //! z means the same at every hour. The count itself, and gauges (`metrics.*`), keep weight 1.
 
+use crate::features::Feature;
 use serde::{Deserialize, Serialize};
 
 /// Largest weight: a window far busier than usual is not trusted beyond this.
@@ -88,11 +89,10 @@ impl SampleSize {
 
 /// The share of requests above a latency percentile feature (`None` for other features).
 fn tail_share(feature: &str) -> Option<f64> {
-    match feature {
-        "p95_latency" => Some(0.05),
-        "p99_latency" => Some(0.01),
-        _ => None,
-    }
+    feature
+        .parse::<Feature>()
+        .ok()
+        .and_then(Feature::tail_share)
 }
 
 #[cfg(test)]
