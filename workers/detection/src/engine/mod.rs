@@ -18,6 +18,7 @@ pub mod drop;
 pub mod errors;
 pub mod likelihood;
 pub mod model;
+pub mod range;
 pub mod sample_size;
 pub mod seasonal;
 pub mod tail_record;
@@ -117,7 +118,7 @@ impl DetectorCore {
         if cfg.model.guard_tail.is_none() {
             // Whatever the threshold rule, so scores never depend on it. Gauges
             // (`metrics.*`) keep the fixed z.
-            cfg.model.guard_tail = Some(model::GuardTail::new(
+            cfg.model.guard_tail = Some(range::GuardTail::new(
                 &cfg.features,
                 cfg.hop_ms,
                 &cfg.model,

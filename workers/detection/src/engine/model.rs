@@ -41,12 +41,13 @@ use crate::alert::ReplayWindow;
 use crate::engine::drop::{self, DropGuardConfig, DropState};
 use crate::engine::errors::{ErrorGuardConfig, ErrorState};
 use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
+pub use crate::engine::range::GuardTail;
 use crate::engine::sample_size::SampleSize;
 use crate::engine::seasonal::{
     Period, REQUEST_WEEKLY_AFTER_MS, SeasonalProfile, SeasonalityMode, WEEKLY_AFTER_MS,
     settled_count,
 };
-use crate::engine::threshold::{ThresholdDecision, tail_quantile};
+use crate::engine::threshold::ThresholdDecision;
 use crate::explain::{Baseline, Explanation, explain};
 use crate::forest::{ForestConfig, IsolationForest};
 use crate::stats::{mad, mean, median};
@@ -209,53 +210,6 @@ impl ModelConfig {
     }
 }
 
-/// How the range guard of per-request features is calibrated. A p99 over twenty night-time
-/// requests is far noisier than over two thousand at noon, which no fixed z knows: such a
-/// feature's guard z is the largest of `z_guard`, the largest of its recent out-of-sample
-/// deviations and their exponential tail extrapolated to `rate`, so it guards only beyond
-/// what the feature recently did by itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GuardTail {
-    /// Per-window probability the guard z is extrapolated to.
-    pub rate: f64,
-    /// Scored windows a calibrated feature needs before its guard acts.
-    pub min_windows: usize,
-    /// Per base feature: whether it is calibrated.
-    pub features: Vec<bool>,
-}
-
-impl GuardTail {
-    /// The calibration of `features` for windows `hop_ms` apart: the guard may flag about
-    /// [`GUARD_ALERTS_PER_WEEK`](crate::engine::GUARD_ALERTS_PER_WEEK) windows per key and
-    /// week on its own, split over the features; a calibrated feature waits `wait` scored
-    /// windows, or by default a week of them (at most `history`, at least
-    /// `guard_min_windows`).
-    pub fn new(features: &[String], hop_ms: i64, model: &ModelConfig, wait: Option<usize>) -> Self {
-        let windows_per_week = crate::engine::seasonal::WEEK_MS as f64 / hop_ms.max(1) as f64;
-        let dims = features.len().max(1) as f64;
-        let week = (windows_per_week.ceil() as usize)
-            .min(model.history)
-            .max(model.guard_min_windows);
-        Self {
-            rate: crate::engine::GUARD_ALERTS_PER_WEEK / windows_per_week / dims,
-            min_windows: wait.unwrap_or(week),
-            features: features
-                .iter()
-                .map(|f| crate::features::per_request(f))
-                .collect(),
-        }
-    }
-
-    fn calibrates(&self, j: usize) -> bool {
-        self.features.get(j).copied().unwrap_or(false)
-    }
-
-    /// Whether any feature is calibrated (else no deviations need recording).
-    fn any(&self) -> bool {
-        self.features.iter().any(|&c| c)
-    }
-}
-
 /// A training row: the base values, the threshold-free context (local residual, difference,
 /// lags) and its time (the seasonal residual is added when training).
 #[derive(Debug, Clone, PartialEq)]
@@ -303,53 +257,6 @@ pub enum Step {
     },
     /// Scored.
     Scored(KeyScore),
-}
-
-/// Inverse of the covariance of `rows` (d columns) plus 0.01·I, by Gauss–Jordan elimination
-/// (`None` when singular, which the ridge prevents in practice).
-fn ridge_inverse(rows: &[Vec<f64>], d: usize) -> Option<Vec<Vec<f64>>> {
-    let n = rows.len().max(1) as f64;
-    let means: Vec<f64> = (0..d)
-        .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
-        .collect();
-    let mut a: Vec<Vec<f64>> = (0..d)
-        .map(|i| {
-            let mut row: Vec<f64> = (0..d)
-                .map(|j| {
-                    rows.iter()
-                        .map(|r| (r[i] - means[i]) * (r[j] - means[j]))
-                        .sum::<f64>()
-                        / n
-                        + if i == j { 0.01 } else { 0.0 }
-                })
-                .collect();
-            row.extend((0..d).map(|j| if i == j { 1.0 } else { 0.0 }));
-            row
-        })
-        .collect();
-    for col in 0..d {
-        let pivot = (col..d).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
-        a.swap(col, pivot);
-        let p = a[col][col];
-        if p.abs() < 1e-12 {
-            return None;
-        }
-        for v in &mut a[col] {
-            *v /= p;
-        }
-        for r in 0..d {
-            if r != col {
-                let f = a[r][col];
-                if f != 0.0 {
-                    let pivot_row = a[col].clone();
-                    for (v, pv) in a[r].iter_mut().zip(&pivot_row) {
-                        *v -= f * pv;
-                    }
-                }
-            }
-        }
-    }
-    Some(a.into_iter().map(|row| row[d..].to_vec()).collect())
 }
 
 /// The per-key model state.
@@ -634,24 +541,21 @@ impl KeyModel {
             .zip(&weights)
             .map(|((r, (_, e)), w)| (0..d).map(|j| (r.x[j] - e[j]) * w[j] / scales[j]).collect())
             .collect();
-        let inverse = (d > 1).then(|| ridge_inverse(&scaled, d)).flatten();
+        let inverse = (d > 1)
+            .then(|| crate::stats::ridge_inverse(&scaled, d))
+            .flatten();
         // Out-of-sample deviations of every recent scored window (flagged ones too: the
         // training history leaves them out, so its tail would be too thin), in today's scales:
         // a value is guarded only beyond all of them and beyond their tail's extrapolation.
         let guard_z = (0..d)
-            .map(|j| {
-                let tail = self
-                    .cfg
-                    .guard_tail
-                    .as_ref()
-                    .filter(|g| g.calibrates(j))
-                    .and_then(|g| {
-                        let z: Vec<f64> =
-                            self.deviations.iter().map(|r| r[j] / scales[j]).collect();
-                        let most = z.iter().copied().fold(0.0, f64::max);
-                        tail_quantile(&z, g.rate).map(|q| q.max(most))
-                    });
-                tail.map_or(self.cfg.z_guard, |q| q.max(self.cfg.z_guard))
+            .map(|j| match &self.cfg.guard_tail {
+                Some(g) => g.guard_z(
+                    j,
+                    self.deviations.iter().map(|r| r[j]),
+                    scales[j],
+                    self.cfg.z_guard,
+                ),
+                None => self.cfg.z_guard,
             })
             .collect();
         if let Some(g) = &self.cfg.drop_guard {
