@@ -41,7 +41,7 @@ use crate::alert::ReplayWindow;
 use crate::engine::drop::{self, DropGuardConfig, DropState};
 use crate::engine::errors::{ErrorGuardConfig, ErrorState};
 use crate::engine::likelihood::{Likelihood, LikelihoodConfig};
-pub use crate::engine::range::GuardTail;
+use crate::engine::range::GuardTail;
 use crate::engine::sample_size::SampleSize;
 use crate::engine::seasonal::{
     Period, REQUEST_WEEKLY_AFTER_MS, SeasonalProfile, SeasonalityMode, WEEKLY_AFTER_MS,

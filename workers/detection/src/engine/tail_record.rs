@@ -17,11 +17,6 @@ pub struct TailRecord {
 }
 
 impl TailRecord {
-    /// Forgets everything.
-    pub fn reset(&mut self) {
-        *self = Self::default();
-    }
-
     /// Notes the statistic of the window being checked; whether it exceeds the limit.
     pub fn check(&mut self, stat: f64) -> bool {
         self.last = Some(stat);
