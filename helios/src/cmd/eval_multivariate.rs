@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use helios_detection::engine::DetectorCore;
 use helios_detection::eval::baselines::{Baseline, MaxAbsZ, Pca, RandomScorer, fit_score};
+use helios_detection::eval::generator::{AnomalyKind, InjectedAnomaly, read_anomalies};
 use helios_detection::eval::metrics::{Prf, event_prf, point_adjust, point_prf, pr_auc, roc_auc};
 use helios_detection::eval::multivariate::load_multivariate;
 
@@ -28,6 +29,8 @@ struct Figures {
     events: (usize, usize, usize, usize),
     roc: Vec<f64>,
     pr: Vec<f64>,
+    /// Per injected kind (generator data only): (events flagged inside their rows, events).
+    kinds: [(usize, usize); AnomalyKind::ALL.len()],
 }
 
 impl Figures {
@@ -46,6 +49,7 @@ impl Figures {
             ),
             roc: roc_auc(scores, labels).into_iter().collect(),
             pr: pr_auc(scores, labels).into_iter().collect(),
+            kinds: Default::default(),
         }
     }
 
@@ -63,6 +67,26 @@ impl Figures {
         self.events.3 += o.events.3;
         self.roc.extend(&o.roc);
         self.pr.extend(&o.pr);
+        for (a, b) in self.kinds.iter_mut().zip(o.kinds) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+    }
+
+    /// Counts, per kind, the injected anomalies with a flagged row inside their rows.
+    fn with_kinds(mut self, pred: &[bool], injected: &[InjectedAnomaly]) -> Self {
+        for a in injected {
+            let k = AnomalyKind::ALL.iter().position(|&k| k == a.kind);
+            let Some(slot) = k.map(|k| &mut self.kinds[k]) else {
+                continue;
+            };
+            let hit = pred
+                .get(a.start..=a.end.min(pred.len().saturating_sub(1)))
+                .is_some_and(|rows| rows.iter().any(|&p| p));
+            slot.0 += usize::from(hit);
+            slot.1 += 1;
+        }
+        self
     }
 
     fn prf(c: (usize, usize, usize)) -> String {
@@ -181,7 +205,11 @@ pub fn run(dir: &Path, detector: Option<&Path>, sklearn: Option<&Path>) -> Resul
             scores.push(v.score.unwrap_or(0.0));
             pred.push(v.anomalous);
         }
-        let ours = Figures::of(&scores, &pred, &set.labels);
+        // The generator's record of what it injected, when the data came from it.
+        let injected = read_anomalies(dir, name)
+            .map(|f| f.anomalies)
+            .unwrap_or_default();
+        let ours = Figures::of(&scores, &pred, &set.labels).with_kinds(&pred, &injected);
         println!(
             "| {name} | {} | {} | {} | {} | {} | {} | {} |",
             set.test.len(),
@@ -210,7 +238,8 @@ pub fn run(dir: &Path, detector: Option<&Path>, sklearn: Option<&Path>) -> Resul
         for (k, (train, test)) in scored.iter().enumerate() {
             let t = train.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let flags: Vec<bool> = test.iter().map(|&s| s > t).collect();
-            totals[k + 1].add(&Figures::of(test, &flags, &set.labels));
+            totals[k + 1]
+                .add(&Figures::of(test, &flags, &set.labels).with_kinds(&flags, &injected));
         }
     }
     let o = &totals[0];
@@ -237,6 +266,16 @@ pub fn run(dir: &Path, detector: Option<&Path>, sklearn: Option<&Path>) -> Resul
             Figures::mean(&f.pr),
             Figures::prf(f.adjusted)
         );
+    }
+    if totals[0].kinds.iter().any(|k| k.1 > 0) {
+        println!("\nInjected anomalies caught (a flagged row inside their rows), by kind:\n");
+        let head: Vec<String> = AnomalyKind::ALL.iter().map(|k| format!("{k:?}")).collect();
+        println!("| method | {} |", head.join(" | "));
+        println!("|---|{}", "---|".repeat(head.len()));
+        for (m, f) in methods.iter().zip(&totals) {
+            let cells: Vec<String> = f.kinds.iter().map(|(h, n)| format!("{h}/{n}")).collect();
+            println!("| {m} | {} |", cells.join(" | "));
+        }
     }
     Ok(())
 }

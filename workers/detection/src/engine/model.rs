@@ -8,11 +8,12 @@
 //! lags. Final score:
 //!
 //! - `IsolationForest`: the forest score `s`.
-//! - `RobustForest`: the likelihood of `0.5·s + 0.5·z²/(z²+9)`, where `z` is the larger of the
-//!   largest robust z of a feature's deviation from its seasonal baseline (or history median)
-//!   and the relation z (Mahalanobis distance of those deviations), with a scale
-//!   that never falls below the feature's floor (so a near-constant feature cannot produce a
-//!   score storm).
+//! - `RobustForest`: the likelihood of `0.5·s + 0.5·r(z)`, where `r` is `¼·ln(1 + z²/9)` with
+//!   gauges and `z²/(z²+9)` for request features only ([`residual_term`]), `z` the larger of
+//!   the largest robust z of a feature's deviation from its seasonal baseline (or history
+//!   median) and the relation z (Mahalanobis distance of those deviations), with a scale that
+//!   never falls below the feature's floor (so a near-constant feature cannot produce a score
+//!   storm).
 //!
 //! Both: the **range guard** flags a window whatever the threshold when a value lies beyond
 //! the range of every value learnt so far by more than `range_tolerance` of that range and its
@@ -85,6 +86,19 @@ fn default_weekly_after() -> i64 {
     WEEKLY_AFTER_MS
 }
 
+/// How a deviation's robust z enters the RobustForest raw score ([`residual_term`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResidualForm {
+    /// `z²/(z²+9)`: saturates near 6σ, tolerant of heavy tails. The default of a detector of
+    /// request features only: a p99 over a few dozen requests is the slowest of them, and the
+    /// guards (range, drop, error) page what lies far outside the normal.
+    #[default]
+    Squashed,
+    /// `¼·ln(1 + z²/9)`: unbounded, so a shift held at 20σ inside the range stands out. The
+    /// default of a detector with gauges (`metrics.*`).
+    Logarithmic,
+}
+
 /// Settings of the per-key model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -104,6 +118,9 @@ pub struct ModelConfig {
     pub local_window: usize,
     /// Weight of the robust residual in the RobustForest ensemble, in [0, 1].
     pub residual_weight: f64,
+    /// How the robust residual's z enters the raw score.
+    #[serde(default)]
+    pub residual_form: ResidualForm,
     /// Likelihood settings (RobustForest).
     pub likelihood: LikelihoodConfig,
     /// Seasonal baseline mode.
@@ -160,6 +177,11 @@ impl ModelConfig {
             shingle: 0,
             local_window: 20,
             residual_weight: 0.5,
+            residual_form: if per_request {
+                ResidualForm::Squashed
+            } else {
+                ResidualForm::Logarithmic
+            },
             likelihood: if per_request {
                 LikelihoodConfig {
                     short: crate::engine::likelihood::REQUEST_SHORT,
@@ -285,6 +307,17 @@ pub struct KeyModel {
     excluded_run: usize,
     period: Period,
     seen: usize,
+}
+
+/// The robust residual's share of the raw score for a deviation of `z` robust scales.
+/// `Logarithmic` is about `z²/36` within 3σ and `½·ln(z/3)` beyond, unbounded: a deviation of
+/// 20σ held for an hour stands out of the likelihood's fit, where `Squashed` saturates near 6σ
+/// and leaves a level shift or a correlation break at 20σ scoring like noise of the forest.
+pub fn residual_term(form: ResidualForm, z: f64) -> f64 {
+    match form {
+        ResidualForm::Squashed => z * z / (z * z + 9.0),
+        ResidualForm::Logarithmic => 0.25 * (z * z / 9.0).ln_1p(),
+    }
 }
 
 /// Input names of the model for the given base names.
@@ -703,8 +736,7 @@ impl KeyModel {
                     Algorithm::IsolationForest => s,
                     Algorithm::RobustForest => {
                         let w = self.cfg.residual_weight;
-                        let z = max_z.0.max(relation);
-                        let r = z * z / (z * z + 9.0);
+                        let r = residual_term(self.cfg.residual_form, max_z.0.max(relation));
                         if forced && !self.cfg.likelihood.learn_guarded {
                             1.0
                         } else {

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::alert::{Mode, Severity, SeverityBand};
-use crate::engine::model::Algorithm;
+use crate::engine::model::{Algorithm, ResidualForm, residual_term};
 use crate::engine::seasonal::{DAY_MS, HOUR_MS};
 use crate::forest::ForestConfig;
 use crate::rng::SplitMix64;
@@ -106,6 +106,74 @@ fn a_correlation_break_inside_every_range_is_flagged_by_the_model() {
         flagged_clean <= 3,
         "false flags on clean days 3-6: {flagged_clean}"
     );
+}
+
+/// Four gauges follow the daily load with 2% noise; at 03:00 on day 7 memory doubles for an
+/// hour, far beyond its noise yet below its daytime values, so no range guard sees it.
+/// Returns (shift windows flagged of 12, of them forced, false flags on days 3–7).
+fn gauge_shift(form: ResidualForm) -> (usize, usize, usize) {
+    let names: Vec<String> = ["cpu", "memory", "latency", "queue"]
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let mut c = DetectorCore::new(CoreConfig {
+        model: ModelConfig {
+            residual_form: form,
+            ..model(Algorithm::RobustForest, &names)
+        },
+        ..core(
+            &["cpu", "memory", "latency", "queue"],
+            Algorithm::RobustForest,
+            BUDGET,
+        )
+        .config()
+        .clone()
+    })
+    .expect("valid config");
+    let mut r = SplitMix64::new(3);
+    let shift_at = (6 * DAY_MS + 3 * HOUR_MS) / STEP;
+    let (mut flagged_shift, mut forced, mut flagged_clean) = (0, 0, 0);
+    for i in 0..(7 * DAY_MS / STEP) {
+        let ts = i * STEP;
+        let l = load(ts);
+        let shifted = (shift_at..shift_at + 12).contains(&i);
+        let x: Vec<f64> = [80.0, 4000.0, 25.0, 10.0]
+            .iter()
+            .enumerate()
+            .map(|(j, base)| {
+                let bump = if shifted && j == 1 { 2.0 } else { 1.0 };
+                base * l * bump * (1.0 + 0.02 * gauss(&mut r))
+            })
+            .collect();
+        let v = c.observe("host", ts, ts + STEP, &x).expect("observe");
+        if shifted {
+            assert!(x[1] < 4000.0 * 0.9, "inside the daytime range");
+            flagged_shift += usize::from(v.anomalous);
+            forced += usize::from(v.forced);
+        } else if i > 2 * DAY_MS / STEP && v.anomalous {
+            flagged_clean += 1;
+        }
+    }
+    (flagged_shift, forced, flagged_clean)
+}
+
+#[test]
+fn a_shift_of_one_gauge_far_beyond_its_noise_is_flagged_inside_its_range() {
+    let (flagged, forced, clean) = gauge_shift(ResidualForm::Logarithmic);
+    assert!(flagged >= 6, "shift windows flagged: {flagged}/12");
+    assert_eq!(forced, 0, "the model, not a guard, flagged the shift");
+    assert!(clean <= 3, "false flags on days 3-7: {clean}");
+}
+
+#[test]
+fn the_logarithmic_residual_grows_without_bound() {
+    let (log, squashed) = (ResidualForm::Logarithmic, ResidualForm::Squashed);
+    assert_eq!(residual_term(log, 0.0), 0.0);
+    assert!((residual_term(log, 3.0) - 0.25 * 2f64.ln()).abs() < 1e-12);
+    // Beyond 3σ it keeps growing like ½·ln(z/3): 20σ is clearly above 6σ; squashed, not.
+    assert!(residual_term(log, 20.0) - residual_term(log, 6.0) > 0.5);
+    assert!(residual_term(squashed, 20.0) - residual_term(squashed, 6.0) < 0.2);
+    assert!((residual_term(squashed, 3.0) - 0.5).abs() < 1e-12);
 }
 
 #[test]
