@@ -205,10 +205,13 @@ pub fn run(dir: &Path, detector: Option<&Path>, sklearn: Option<&Path>) -> Resul
             scores.push(v.score.unwrap_or(0.0));
             pred.push(v.anomalous);
         }
-        // The generator's record of what it injected, when the data came from it.
-        let injected = read_anomalies(dir, name)
-            .map(|f| f.anomalies)
-            .unwrap_or_default();
+        // The generator's record of what it injected, when the data came from it (a file
+        // that is there but unreadable is an error, not an empty record).
+        let injected = if dir.join("anomalies").join(format!("{name}.json")).exists() {
+            read_anomalies(dir, name)?.anomalies
+        } else {
+            Vec::new()
+        };
         let ours = Figures::of(&scores, &pred, &set.labels).with_kinds(&pred, &injected);
         println!(
             "| {name} | {} | {} | {} | {} | {} | {} | {} |",

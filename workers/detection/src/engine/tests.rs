@@ -108,61 +108,89 @@ fn a_correlation_break_inside_every_range_is_flagged_by_the_model() {
     );
 }
 
-/// Four gauges follow the daily load with 2% noise; at 03:00 on day 7 memory doubles for an
-/// hour, far beyond its noise yet below its daytime values, so no range guard sees it.
-/// Returns (shift windows flagged of 12, of them forced, false flags on days 3–7).
-fn gauge_shift(form: ResidualForm) -> (usize, usize, usize) {
-    let names: Vec<String> = ["cpu", "memory", "latency", "queue"]
-        .iter()
-        .map(|f| f.to_string())
-        .collect();
-    let mut c = DetectorCore::new(CoreConfig {
-        model: ModelConfig {
-            residual_form: form,
-            ..model(Algorithm::RobustForest, &names)
-        },
-        ..core(
-            &["cpu", "memory", "latency", "queue"],
-            Algorithm::RobustForest,
-            BUDGET,
-        )
+/// The core with the default settings of six gauges (`residual_form` set) over the first two
+/// machines of the multivariate generator (seed 42, a development seed): the rows of injected
+/// level shifts, drifts and correlation breaks scoring above the 99th percentile of the clean
+/// test rows, all their rows, and the flagged test rows outside every injected anomaly.
+fn generated_breaks(form: ResidualForm) -> (usize, usize, usize) {
+    use crate::eval::generator::{AnomalyKind, GeneratorConfig, generate};
+    let sets = generate(&GeneratorConfig {
+        machines: 2,
+        ..GeneratorConfig::default()
+    });
+    let names: Vec<String> = (0..6).map(|j| format!("metrics.f{j}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let base = core(&refs, Algorithm::RobustForest, BUDGET)
         .config()
-        .clone()
-    })
-    .expect("valid config");
-    let mut r = SplitMix64::new(3);
-    let shift_at = (6 * DAY_MS + 3 * HOUR_MS) / STEP;
-    let (mut flagged_shift, mut forced, mut flagged_clean) = (0, 0, 0);
-    for i in 0..(7 * DAY_MS / STEP) {
-        let ts = i * STEP;
-        let l = load(ts);
-        let shifted = (shift_at..shift_at + 12).contains(&i);
-        let x: Vec<f64> = [80.0, 4000.0, 25.0, 10.0]
-            .iter()
-            .enumerate()
-            .map(|(j, base)| {
-                let bump = if shifted && j == 1 { 2.0 } else { 1.0 };
-                base * l * bump * (1.0 + 0.02 * gauss(&mut r))
+        .clone();
+    assert_eq!(
+        base.model.residual_form,
+        ResidualForm::Logarithmic,
+        "gauges"
+    );
+    let (mut caught, mut total, mut false_rows) = (0, 0, 0);
+    for set in &sets {
+        let mut c = DetectorCore::new(CoreConfig {
+            model: ModelConfig {
+                residual_form: form,
+                ..base.model.clone()
+            },
+            ..base.clone()
+        })
+        .expect("valid config");
+        let ts = set.timestamps_train.iter().chain(&set.timestamps_test);
+        let rows = set.train.iter().chain(&set.test);
+        let scores: Vec<(f64, bool)> = rows
+            .zip(ts)
+            .map(|(x, &t)| {
+                let t = t * 1000;
+                let v = c.observe(&set.name, t, t + STEP, x).expect("observe");
+                (v.score.unwrap_or(0.0), v.anomalous)
             })
+            .skip(set.train.len())
             .collect();
-        let v = c.observe("host", ts, ts + STEP, &x).expect("observe");
-        if shifted {
-            assert!(x[1] < 4000.0 * 0.9, "inside the daytime range");
-            flagged_shift += usize::from(v.anomalous);
-            forced += usize::from(v.forced);
-        } else if i > 2 * DAY_MS / STEP && v.anomalous {
-            flagged_clean += 1;
+        // The clean test rows' 99th percentile score: a row above it ranks with the top 1%.
+        let mut clean: Vec<f64> = scores
+            .iter()
+            .zip(&set.labels)
+            .filter(|(_, l)| !**l)
+            .map(|((s, _), _)| *s)
+            .collect();
+        clean.sort_by(f64::total_cmp);
+        let p99 = clean[clean.len() * 99 / 100];
+        let slow = [
+            AnomalyKind::LevelShift,
+            AnomalyKind::Drift,
+            AnomalyKind::CorrelationBreak,
+        ];
+        for a in set.anomalies.iter().filter(|a| slow.contains(&a.kind)) {
+            total += a.end + 1 - a.start;
+            caught += scores[a.start..=a.end]
+                .iter()
+                .filter(|(s, _)| *s > p99)
+                .count();
         }
+        false_rows += scores
+            .iter()
+            .zip(&set.labels)
+            .filter(|((_, f), l)| *f && !**l)
+            .count();
     }
-    (flagged_shift, forced, flagged_clean)
+    (caught, total, false_rows)
 }
 
 #[test]
-fn a_shift_of_one_gauge_far_beyond_its_noise_is_flagged_inside_its_range() {
-    let (flagged, forced, clean) = gauge_shift(ResidualForm::Logarithmic);
-    assert!(flagged >= 6, "shift windows flagged: {flagged}/12");
-    assert_eq!(forced, 0, "the model, not a guard, flagged the shift");
-    assert!(clean <= 3, "false flags on days 3-7: {clean}");
+fn shifts_and_breaks_held_far_beyond_the_noise_are_caught_with_gauges() {
+    // Every value stays inside its training range; the robust z of these windows reaches 15-20
+    // for an hour. The bounded z²/(z²+9) saturated near 6σ and scored them like forest noise.
+    let (caught, total, false_rows) = generated_breaks(ResidualForm::Logarithmic);
+    let (squashed, _, _) = generated_breaks(ResidualForm::Squashed);
+    eprintln!("PIN log {caught}/{total} false {false_rows}; squashed {squashed}");
+    assert!(
+        caught >= squashed + 2,
+        "logarithmic {caught}/{total} vs squashed {squashed}"
+    );
+    assert!(false_rows <= 40, "flagged clean test rows: {false_rows}");
 }
 
 #[test]
