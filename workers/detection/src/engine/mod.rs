@@ -18,6 +18,7 @@ pub mod drop;
 pub mod errors;
 pub mod likelihood;
 pub mod model;
+pub mod model_config;
 pub mod range;
 pub mod sample_size;
 pub mod seasonal;
