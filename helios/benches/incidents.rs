@@ -27,20 +27,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod kit;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use helios::cmd::backtest::{Backtest, Replayed};
 use helios::cmd::detector_file;
 use helios_e2e::StackEnv;
-use helios_e2e::clients::{kafka_config, postgres_pool};
 use helios_e2e::topics;
 use helios_traffic::scenario::{Scenario, ScenarioConfig, ScenarioLabels};
 use helios_traffic::score::{Alert, Confusion, KeyEvents, KeyRun, Scorecard, Scorer};
+use kit::{Worker, unique, var};
 use rdkafka::producer::Producer;
 use sqlx::PgPool;
 
@@ -51,46 +52,6 @@ const DEFAULT_DETECTOR: &str = "pipelineRef: {name: demo}\n\
 const PARTITIONS: i32 = 3;
 /// How often the bench polls PostgreSQL while a worker runs.
 const POLL: Duration = Duration::from_secs(1);
-
-fn var(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// `prefix-` and 10 hex digits from the clock and the process id.
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let h = (nanos as u64) ^ (u64::from(std::process::id()) << 40);
-    format!("{prefix}-{:010x}", h & 0xff_ffff_ffff)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free loopback port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
-
-/// Fails loudly unless `value` (a URL or host:port list) names only loopback addresses.
-fn require_loopback(what: &str, value: &str) {
-    let rest = value.split_once("://").map_or(value, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let hosts = rest.split(['/', '?']).next().unwrap_or_default();
-    for hp in hosts.split(',') {
-        let host = hp.rsplit_once(':').map_or(hp, |(h, _)| h);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        assert!(
-            host == "localhost" || host.starts_with("127.") || host == "::1",
-            "{what} {hp} is not a loopback address: the bench only talks to the local stack \
-             (e2e/stack up)"
-        );
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The scenario in memory: NDJSON lines as `helios ingest` writes them, with their Kafka keys.
@@ -160,94 +121,6 @@ async fn produce(env: &StackEnv, topic: &str, events: &Events) -> Duration {
         .flush(Duration::from_secs(60))
         .expect("flushing the producer");
     started.elapsed()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The worker process.
-
-struct Worker {
-    child: Child,
-    log: PathBuf,
-    port: u16,
-}
-
-impl Worker {
-    fn start(
-        env: &StackEnv,
-        spec_json: &str,
-        detector: &str,
-        events_topic: &str,
-        anomalies_topic: &str,
-    ) -> Self {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!(
-            "helios-bench-incidents-{}.log",
-            detector.replace('/', "-")
-        ));
-        let child = Command::new(env!("CARGO_BIN_EXE_helios"))
-            .arg("detect")
-            .args(["--detector-config", spec_json])
-            .args(["--detector", detector])
-            .args(["--kafka-bootstrap", env.get("KAFKA_BOOTSTRAP").unwrap()])
-            .args(["--events-topic", events_topic])
-            .args(["--anomalies-topic", anomalies_topic])
-            .args(["--database-url", env.get("DATABASE_URL").unwrap()])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--kube-status", "off"])
-            .env(
-                "RUST_LOG",
-                std::env::var("HELIOS_BENCH_RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env_remove("KUBECONFIG")
-            .env_remove("HELIOS_REPORT_FUNCTION")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("the worker's log file"))
-            .spawn()
-            .expect("starting helios detect");
-        Self { child, log, port }
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    /// The sum of the `helios_detect_events_total` series by outcome, from `/metrics`.
-    async fn events_by_outcome(&self) -> BTreeMap<String, f64> {
-        let url = format!("http://127.0.0.1:{}/metrics", self.port);
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("an HTTP client");
-        let Ok(resp) = client.get(&url).send().await else {
-            return BTreeMap::new();
-        };
-        let text = resp.text().await.unwrap_or_default();
-        text.lines()
-            .filter_map(|l| l.strip_prefix("helios_detect_events_total{"))
-            .filter_map(|l| {
-                let (labels, value) = l.split_once("} ")?;
-                Some((labels.to_string(), value.trim().parse().ok()?))
-            })
-            .collect()
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
 }
 
 /// Per key, the start of the newest window the worker stored, epoch ms.
@@ -556,7 +429,7 @@ async fn run_detector(
     cleanup.push(anomalies_topic.clone());
     let spec_json = serde_json::to_string(&spec).expect("the spec as JSON");
     let started = Instant::now();
-    let mut worker = Worker::start(env, &spec_json, &detector, topic, &anomalies_topic);
+    let mut worker = Worker::start(env, &spec_json, &detector, topic, &anomalies_topic, &[]);
     let (mut last_report, mut polls) = (Instant::now(), 0u64);
     let max_polls = timeout.as_secs().max(1) / POLL.as_secs().max(1) + 1;
     let done = loop {
@@ -678,23 +551,7 @@ fn main() {
 }
 
 async fn bench() {
-    let env = StackEnv::load().unwrap_or_else(|e| {
-        panic!("the local stack is required ({e}); start it with `e2e/stack up`")
-    });
-    require_loopback(
-        "KAFKA_BOOTSTRAP",
-        env.get("KAFKA_BOOTSTRAP")
-            .expect("KAFKA_BOOTSTRAP (e2e/stack up)"),
-    );
-    require_loopback(
-        "DATABASE_URL",
-        env.get("DATABASE_URL")
-            .expect("DATABASE_URL (e2e/stack up)"),
-    );
-    kafka_config(&env).unwrap_or_else(|e| panic!("Kafka of the stack: {e}"));
-    let pool = postgres_pool(&env)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL of the stack: {e}"));
+    let (env, pool) = kit::stack().await;
     let timeout = Duration::from_secs(var("HELIOS_BENCH_TIMEOUT_SECS", 1200));
 
     println!(

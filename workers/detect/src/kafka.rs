@@ -363,13 +363,43 @@ impl AnomalyProducer {
         cfg.set("bootstrap.servers", bootstrap)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "5")
+            // Alerts are few and each one is waited for: no batching delay to speak of.
+            .set("linger.ms", "1")
             .set("message.timeout.ms", "30000");
         apply_properties(&mut cfg, props)?;
         Ok(Self {
             producer: cfg.create()?,
             topic: topic.to_string(),
         })
+    }
+
+    /// Publishes every `(key, payload)` at once (in order: idempotence keeps it) and waits for
+    /// each acknowledgement, so a batch costs one round trip instead of one per message.
+    pub async fn publish_all(&self, messages: &[(&str, &[u8])]) -> Vec<Result<(), KafkaFailure>> {
+        let failure = |error| KafkaFailure::Publish {
+            topic: self.topic.clone(),
+            error,
+        };
+        let pending: Vec<_> = messages
+            .iter()
+            .map(|(key, payload)| {
+                self.producer
+                    .send_result(FutureRecord::to(&self.topic).key(*key).payload(*payload))
+                    .map_err(|(error, _)| error)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(match p {
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((error, _))) => Err(failure(error)),
+                    Err(_) => Err(failure(KafkaError::Canceled)),
+                },
+                Err(error) => Err(failure(error)),
+            });
+        }
+        out
     }
 
     /// Publishes one message and waits for the acknowledgement.

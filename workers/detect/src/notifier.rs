@@ -22,6 +22,8 @@ use crate::store::Store;
 const REPORT_WINDOWS: i64 = 15;
 /// Publish attempts before an anomaly is left in the outbox for the next start.
 const PUBLISH_ATTEMPTS: u32 = 5;
+/// Anomalies published together at most.
+const MAX_BATCH: usize = 256;
 
 /// What the notifier needs.
 pub struct Notifier {
@@ -40,54 +42,79 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Notifies every anomaly received until the channel closes.
+    /// Notifies every anomaly received until the channel closes, a batch at a time: what one
+    /// window close raised (an incident often touches many keys at once) is published together.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<AnomalyMessage>) {
-        while let Some(a) = rx.recv().await {
-            self.notify(&a).await;
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.notify(&batch).await;
+            batch.clear();
         }
     }
 
-    async fn notify(&mut self, a: &AnomalyMessage) {
-        let payload = match serde_json::to_vec(a) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, id = %a.anomaly_id, "cannot encode anomaly");
-                return;
-            }
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.producer.publish(&a.fingerprint, &payload).await {
-                Ok(()) => break,
-                Err(e) if attempt < PUBLISH_ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, id = %a.anomaly_id, "publish failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                }
+    /// Publishes a batch (retrying what failed), then reports and marks each published one.
+    async fn notify(&mut self, batch: &[AnomalyMessage]) {
+        let encoded: Vec<(&AnomalyMessage, Vec<u8>)> = batch
+            .iter()
+            .filter_map(|a| match serde_json::to_vec(a) {
+                Ok(p) => Some((a, p)),
                 Err(e) => {
-                    self.metrics
-                        .notifications
-                        .with_label_values(&["error"])
-                        .inc();
-                    tracing::error!(error = %e, id = %a.anomaly_id, "publish failed; left in the outbox");
-                    return;
+                    tracing::error!(error = %e, id = %a.anomaly_id, "cannot encode anomaly");
+                    None
                 }
+            })
+            .collect();
+        let messages: Vec<(&str, &[u8])> = encoded
+            .iter()
+            .map(|(a, p)| (a.fingerprint.as_str(), p.as_slice()))
+            .collect();
+        let first = self.producer.publish_all(&messages).await;
+        for ((a, payload), result) in encoded.iter().zip(first) {
+            let published = match result {
+                Ok(()) => true,
+                Err(e) => self.publish_retrying(a, payload, e).await,
+            };
+            if !published {
+                continue;
+            }
+            self.metrics
+                .notifications
+                .with_label_values(&["published"])
+                .inc();
+            let uri = self.report(a).await;
+            if let Err(e) = self
+                .store
+                .mark_notified(&a.anomaly_id, a.window_start, uri.as_deref())
+                .await
+            {
+                tracing::error!(error = %e, id = %a.anomaly_id, "cannot mark the anomaly notified");
+            }
+            tracing::info!(id = %a.anomaly_id, key = %a.key, severity = %a.severity,
+                           report = uri.as_deref().unwrap_or("-"), "anomaly notified");
+        }
+    }
+
+    /// Retries a publication that failed once with `error`; false when it stays in the outbox.
+    async fn publish_retrying(
+        &self,
+        a: &AnomalyMessage,
+        payload: &[u8],
+        mut error: crate::kafka::KafkaFailure,
+    ) -> bool {
+        for attempt in 2..=PUBLISH_ATTEMPTS {
+            tracing::warn!(error = %error, attempt, id = %a.anomaly_id, "publish failed; retrying");
+            tokio::time::sleep(Duration::from_millis(200 << (attempt - 1))).await;
+            match self.producer.publish(&a.fingerprint, payload).await {
+                Ok(()) => return true,
+                Err(e) => error = e,
             }
         }
         self.metrics
             .notifications
-            .with_label_values(&["published"])
+            .with_label_values(&["error"])
             .inc();
-        let uri = self.report(a).await;
-        if let Err(e) = self
-            .store
-            .mark_notified(&a.anomaly_id, a.window_start, uri.as_deref())
-            .await
-        {
-            tracing::error!(error = %e, id = %a.anomaly_id, "cannot mark the anomaly notified");
-        }
-        tracing::info!(id = %a.anomaly_id, key = %a.key, severity = %a.severity,
-                       report = uri.as_deref().unwrap_or("-"), "anomaly notified");
+        tracing::error!(error = %error, id = %a.anomaly_id, "publish failed; left in the outbox");
+        false
     }
 
     async fn report(&mut self, a: &AnomalyMessage) -> Option<String> {

@@ -201,40 +201,26 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let mut inserted = Vec::new();
-        for a in anomalies {
-            let id: Option<(String,)> = sqlx::query_as(
-                "INSERT INTO helios.anomalies \
-                   (anomaly_id, detector, fingerprint, key, severity, score, window_start, \
-                    window_end, fired_window_start, explanation, features, model_version, dry_run) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 ON CONFLICT DO NOTHING RETURNING anomaly_id",
-            )
-            .bind(&a.anomaly_id)
-            .bind(&self.detector)
-            .bind(&a.fingerprint)
-            .bind(&a.key)
-            .bind(&a.severity)
-            .bind(a.score)
-            .bind(a.window_start)
-            .bind(a.window_end)
-            .bind(a.fired_window_start)
-            .bind(Json(&a.explanation))
-            .bind(Json(&a.features))
-            .bind(a.model_version)
-            .bind(dry_run)
-            .fetch_optional(&mut *tx)
-            .await?;
-            inserted.extend(id.map(|(id,)| id));
-        }
-        for r in &scored.resolved {
+        let inserted = if anomalies.is_empty() {
+            Vec::new()
+        } else {
+            insert_anomalies(&mut tx, &self.detector, anomalies, dry_run).await?
+        };
+        if !scored.resolved.is_empty() {
+            let ids: Vec<&str> = scored
+                .resolved
+                .iter()
+                .map(|r| r.alert_id.as_str())
+                .collect();
+            let ends: Vec<DateTime<Utc>> = scored.resolved.iter().map(|r| ts(r.end_ms)).collect();
             sqlx::query(
-                "UPDATE helios.anomalies SET window_end = $3, resolved = true \
-                 WHERE anomaly_id = $1 AND detector = $2 AND NOT resolved",
+                "UPDATE helios.anomalies a SET window_end = r.end_at, resolved = true \
+                 FROM UNNEST($1::text[], $2::timestamptz[]) AS r(id, end_at) \
+                 WHERE a.anomaly_id = r.id AND a.detector = $3 AND NOT a.resolved",
             )
-            .bind(&r.alert_id)
+            .bind(&ids)
+            .bind(&ends)
             .bind(&self.detector)
-            .bind(ts(r.end_ms))
             .execute(&mut *tx)
             .await?;
         }
@@ -359,4 +345,55 @@ impl Store {
         .await?;
         Ok(rows.into_iter().map(|(k,)| k).collect())
     }
+}
+
+/// Inserts new anomalies in one statement; returns the ids not present before.
+async fn insert_anomalies(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    detector: &str,
+    anomalies: &[AnomalyMessage],
+    dry_run: bool,
+) -> Result<Vec<String>, StoreError> {
+    let col = |f: fn(&AnomalyMessage) -> String| anomalies.iter().map(f).collect::<Vec<_>>();
+    let times =
+        |f: fn(&AnomalyMessage) -> DateTime<Utc>| anomalies.iter().map(f).collect::<Vec<_>>();
+    let explanations = anomalies
+        .iter()
+        .map(|a| serde_json::to_value(&a.explanation))
+        .collect::<Result<Vec<_>, _>>()?;
+    let features = anomalies
+        .iter()
+        .map(|a| serde_json::to_value(&a.features))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scores: Vec<f64> = anomalies.iter().map(|a| a.score).collect();
+    let versions: Vec<i64> = anomalies.iter().map(|a| a.model_version).collect();
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO helios.anomalies \
+           (anomaly_id, detector, fingerprint, key, severity, score, window_start, \
+            window_end, fired_window_start, explanation, features, model_version, dry_run) \
+         SELECT a.id, $1, a.fingerprint, a.key, a.severity, a.score, a.window_start, \
+                a.window_end, a.fired, a.explanation, a.features, a.version, $2 \
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], \
+                     $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::jsonb[], \
+                     $12::jsonb[], $13::int8[]) \
+           AS a(id, fingerprint, key, severity, score, window_start, window_end, fired, \
+                explanation, features, version) \
+         ON CONFLICT DO NOTHING RETURNING anomaly_id",
+    )
+    .bind(detector)
+    .bind(dry_run)
+    .bind(col(|a| a.anomaly_id.clone()))
+    .bind(col(|a| a.fingerprint.clone()))
+    .bind(col(|a| a.key.clone()))
+    .bind(col(|a| a.severity.clone()))
+    .bind(&scores)
+    .bind(times(|a| a.window_start))
+    .bind(times(|a| a.window_end))
+    .bind(times(|a| a.fired_window_start))
+    .bind(&explanations)
+    .bind(&features)
+    .bind(&versions)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
 }
