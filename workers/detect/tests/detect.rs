@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! `helios detect` against the real local stack (Kafka + PostgreSQL): a latency spike becomes
 //! exactly one anomaly row and one anomalies-topic message; killing the worker mid-stream and
-//! restarting it neither loses nor duplicates the alert; event → alert latency is printed.
+//! restarting it neither loses nor duplicates the alert; alerts of several keys raised by one
+//! window close are each published once; event → alert latency is printed.
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{
-    args, count, create_topics, events, free_port, http_get, produce, producer, read_all, stack,
-    start, t0, unique, wait_for, windows_at,
+    SERVICES, args, count, create_topics, events, events_spiking, free_port, http_get, produce,
+    producer, read_all, stack, start, t0, unique, wait_for, windows_at,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,4 +240,59 @@ async fn killed_and_restarted_worker_neither_loses_nor_duplicates_the_alert() {
         .await
         .unwrap();
     assert_eq!(key, "checkout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_of_several_keys_in_one_close_are_each_stored_and_published_once() {
+    let s = stack().await;
+    let (events_topic, anomalies_topic) = (unique("detect-events"), unique("detect-anomalies"));
+    create_topics(&s, &[(&events_topic, 3), (&anomalies_topic, 1)]).await;
+    let detector = format!("test/{}", unique("batch"));
+    // Every service spikes in the same windows: one close raises three alerts, published as
+    // one batch and written with one statement.
+    produce(
+        &producer(&s),
+        &events_topic,
+        &events_spiking(t0(), 0..48, &SERVICES),
+    )
+    .await;
+    let port = free_port();
+    let w = start(args(
+        &s,
+        &detector,
+        &events_topic,
+        &anomalies_topic,
+        port,
+        "1s",
+    ));
+    let done =
+        "SELECT count(*) FROM helios.anomalies WHERE detector = $1 AND notified AND resolved";
+    wait_for(
+        "three alerts notified and resolved",
+        Duration::from_secs(60),
+        || async { count(&s.pool, done, &detector).await == 3 },
+    )
+    .await;
+    w.stop().await;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT anomaly_id, key FROM helios.anomalies WHERE detector = $1 ORDER BY key",
+    )
+    .bind(&detector)
+    .fetch_all(&s.pool)
+    .await
+    .unwrap();
+    let keys: Vec<&str> = rows.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["cart", "checkout", "search"],
+        "one alert per service"
+    );
+    let messages = read_all(&s, &anomalies_topic).await;
+    let published: BTreeSet<&str> = messages
+        .iter()
+        .map(|(_, m)| m["anomalyId"].as_str().unwrap())
+        .collect();
+    let stored: BTreeSet<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(messages.len(), 3, "each alert published once: {messages:?}");
+    assert_eq!(published, stored);
 }

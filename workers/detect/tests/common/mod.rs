@@ -83,13 +83,22 @@ pub fn event(ts_ms: i64, service: &str, latency_ms: f64) -> Vec<u8> {
 /// Events of 1 s windows `windows` (relative to `t0`): 15–24 events per service and window,
 /// latency 40–60 ms; `checkout` has 10× latency in the SPIKE windows.
 pub fn events(t0: i64, windows: std::ops::Range<i64>) -> Vec<(String, Vec<u8>)> {
+    events_spiking(t0, windows, &["checkout"])
+}
+
+/// [`events`] where every service of `spiking` has 10× latency in the SPIKE windows.
+pub fn events_spiking(
+    t0: i64,
+    windows: std::ops::Range<i64>,
+    spiking: &[&str],
+) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for w in windows {
         for (si, s) in SERVICES.iter().enumerate() {
             let n = 15 + (noise(w, 0, si as i64) * 10.0) as i64;
             for i in 0..n {
                 let base = 40.0 + 20.0 * noise(w, i + 1, si as i64);
-                let latency = if *s == "checkout" && SPIKE.contains(&w) {
+                let latency = if spiking.contains(s) && SPIKE.contains(&w) {
                     base * 10.0
                 } else {
                     base
