@@ -14,6 +14,21 @@ pub fn kafka_config(env: &StackEnv) -> Result<ClientConfig, StackError> {
     Ok(cfg)
 }
 
+/// [`kafka_config`] with the ingest worker's producer settings (idempotent, acks all,
+/// `linger.ms` 2, lz4, large batches and queue): what a load generator standing in for
+/// `helios ingest` produces with.
+pub fn ingest_producer_config(env: &StackEnv) -> Result<ClientConfig, StackError> {
+    let mut cfg = kafka_config(env)?;
+    cfg.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("batch.num.messages", "10000")
+        .set("batch.size", "1000000")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000");
+    Ok(cfg)
+}
+
 /// A small connection pool to the stack's PostgreSQL (checked reachable).
 pub async fn postgres_pool(env: &StackEnv) -> Result<PgPool, StackError> {
     env.require_reachable("PostgreSQL", "DATABASE_URL")?;

@@ -92,17 +92,11 @@ fn send(
     secs: u64,
     measure_from_ms: i64,
 ) -> Sent {
-    let producer: ThreadedProducer<DefaultProducerContext> = kafka_config(env)
-        .unwrap()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .set("batch.num.messages", "10000")
-        .set("batch.size", "1000000")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("a Kafka producer (e2e/stack up)");
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        helios_e2e::clients::ingest_producer_config(env)
+            .unwrap()
+            .create()
+            .expect("a Kafka producer (e2e/stack up)");
     let total = rate * secs;
     let anchor = Instant::now();
     let anchor_us = wall_us();

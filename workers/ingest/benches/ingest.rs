@@ -59,15 +59,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn raw_producer(env: &StackEnv, topic: &str, lines: &[String]) -> f64 {
-    let producer: FutureProducer = clients::kafka_config(env)
+    let producer: FutureProducer = clients::ingest_producer_config(env)
         .unwrap()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .set("batch.num.messages", "10000")
-        .set("batch.size", "1000000")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "1000000")
         .create()
         .unwrap();
     let started = Instant::now();
