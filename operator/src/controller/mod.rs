@@ -240,6 +240,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
         api::<AnomalyPipeline>(client, ns),
         watcher::Config::default(),
     )
+    .with_config(controller_config())
     .owns(api::<Deployment>(client, ns), children.clone())
     .owns(api::<Service>(client, ns), children.clone())
     .owns(api::<ConfigMap>(client, ns), children.clone())
