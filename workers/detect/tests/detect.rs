@@ -10,16 +10,14 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{
-    SERVICES, args, count, create_topics, events, events_spiking, free_port, http_get, produce,
-    producer, read_all, stack, start, t0, unique, wait_for, windows_at,
+    SERVICES, args, count, events, events_spiking, free_port, fresh, http_get, produce, producer,
+    read_all, stack, start, t0, wait_for, windows_at,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_spike_gives_one_anomaly_row_and_one_message() {
     let s = stack().await;
-    let (events_topic, anomalies_topic) = (unique("detect-events"), unique("detect-anomalies"));
-    create_topics(&s, &[(&events_topic, 3), (&anomalies_topic, 1)]).await;
-    let detector = format!("test/{}", unique("spike"));
+    let (events_topic, anomalies_topic, detector) = fresh(&s, "spike").await;
     let p = producer(&s);
     let t0 = t0();
 
@@ -164,9 +162,7 @@ async fn latency_spike_gives_one_anomaly_row_and_one_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_restarted_worker_neither_loses_nor_duplicates_the_alert() {
     let s = stack().await;
-    let (events_topic, anomalies_topic) = (unique("detect-events"), unique("detect-anomalies"));
-    create_topics(&s, &[(&events_topic, 3), (&anomalies_topic, 1)]).await;
-    let detector = format!("test/{}", unique("restart"));
+    let (events_topic, anomalies_topic, detector) = fresh(&s, "restart").await;
     let p = producer(&s);
     let t0 = t0();
     let a = |port| args(&s, &detector, &events_topic, &anomalies_topic, port, "1s");
@@ -245,9 +241,7 @@ async fn killed_and_restarted_worker_neither_loses_nor_duplicates_the_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_of_several_keys_in_one_close_are_each_stored_and_published_once() {
     let s = stack().await;
-    let (events_topic, anomalies_topic) = (unique("detect-events"), unique("detect-anomalies"));
-    create_topics(&s, &[(&events_topic, 3), (&anomalies_topic, 1)]).await;
-    let detector = format!("test/{}", unique("batch"));
+    let (events_topic, anomalies_topic, detector) = fresh(&s, "batch").await;
     // Every service spikes in the same windows: one close raises three alerts, published as
     // one batch and written with one statement.
     produce(

@@ -66,6 +66,18 @@ pub async fn create_topics(s: &Stack, topics: &[(&str, i32)]) {
 }
 
 /// Deterministic noise in `[0, 1)`.
+/// Fresh names for one test: a 3-partition events topic and a 1-partition anomalies topic
+/// (both created) and a detector `test/<name>-…`.
+pub async fn fresh(s: &Stack, name: &str) -> (String, String, String) {
+    let (events_topic, anomalies_topic) = (unique("detect-events"), unique("detect-anomalies"));
+    create_topics(s, &[(&events_topic, 3), (&anomalies_topic, 1)]).await;
+    (
+        events_topic,
+        anomalies_topic,
+        format!("test/{}", unique(name)),
+    )
+}
+
 pub fn noise(a: i64, b: i64, c: i64) -> f64 {
     let h = (a * 7919 + b * 104_729 + c * 1_299_709).wrapping_mul(2_654_435_761);
     h.rem_euclid(1000) as f64 / 1000.0
