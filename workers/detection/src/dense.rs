@@ -84,6 +84,22 @@ impl Dense {
         self.leaves[base + first..base + first + span].fill(value);
     }
 
+    /// The height limit every tree is padded to.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Each tree's split features and thresholds (heap order, root first; padding splits have
+    /// an infinite threshold) and its `2^height` leaf path lengths.
+    pub fn trees(&self) -> impl Iterator<Item = (&[u32], &[f64], &[f64])> {
+        let (internal, n_leaves) = (self.internal.max(1), self.internal + 1);
+        self.feats
+            .chunks(internal)
+            .zip(self.thresholds.chunks(internal))
+            .zip(self.leaves.chunks(n_leaves))
+            .map(|((f, t), l)| (f, t, l))
+    }
+
     /// Add each row's path-length sum over all trees to `sums` (`flat` is row-major, `d` wide).
     pub fn accumulate(&self, flat: &[f64], d: usize, sums: &mut [f64]) {
         let rows = sums.len();

@@ -128,6 +128,7 @@ pub struct IsolationForest {
     nodes: Vec<Node>,
     threshold_s: f64,
     dense: Option<crate::dense::Dense>,
+    ranked: Option<crate::rank::Ranked>,
 }
 
 /// Serializable, versioned form of a forest.
@@ -301,11 +302,13 @@ impl IsolationForest {
             n_features: d,
             psi,
             c_psi,
-            dense: crate::dense::Dense::build(&roots, &nodes, height_limit(psi)),
+            dense: None,
+            ranked: None,
             roots,
             nodes,
             threshold_s: 0.5,
         };
+        forest.compile();
         forest.threshold_s = match config.threshold {
             Threshold::Auto => 0.5,
             Threshold::ScoreSamples(t) => -t,
@@ -315,6 +318,24 @@ impl IsolationForest {
             }
         };
         Ok(forest)
+    }
+
+    /// Builds the fast scoring layouts (rank-encoded when the rows are narrow enough, else dense).
+    fn compile(&mut self) {
+        self.dense = crate::dense::Dense::build(&self.roots, &self.nodes, height_limit(self.psi));
+        self.ranked = self
+            .dense
+            .as_ref()
+            .and_then(|d| crate::rank::Ranked::build(d, self.n_features));
+    }
+
+    /// Which scoring layout `score_many` uses: `ranked`, `dense` or `pointer`.
+    pub fn layout(&self) -> &'static str {
+        match (&self.ranked, &self.dense) {
+            (Some(_), _) => "ranked",
+            (None, Some(_)) => "dense",
+            (None, None) => "pointer",
+        }
     }
 
     #[inline]
@@ -343,6 +364,15 @@ impl IsolationForest {
     /// independent traversals in flight at a time.
     fn score_block(&self, rows: &[Vec<f64>], out: &mut Vec<f64>) {
         let denom = self.roots.len() as f64 * self.c_psi;
+        if let Some(ranked) = &self.ranked {
+            let mut groups = Vec::new();
+            ranked.encode(rows, &mut groups);
+            let mut sums = vec![[0.0; crate::rank::LANES]; groups.len()];
+            ranked.accumulate(&groups, &mut sums);
+            let sums = sums.as_flattened().iter().take(rows.len());
+            out.extend(sums.map(|&s| (-s / denom).exp2()));
+            return;
+        }
         if let Some(dense) = &self.dense {
             let flat: Vec<f64> = rows.iter().flatten().copied().collect();
             let mut sums = vec![0.0; rows.len()];
@@ -516,16 +546,19 @@ impl IsolationForest {
                 return bad(format!("node {i} has invalid children or feature"));
             }
         }
-        Ok(Self {
+        let mut forest = Self {
             config: s.config,
             n_features: s.n_features,
             psi: s.psi,
             c_psi: c_factor(s.psi),
-            dense: crate::dense::Dense::build(&s.roots, &s.nodes, height_limit(s.psi)),
+            dense: None,
+            ranked: None,
             roots: s.roots,
             nodes: s.nodes,
             threshold_s: s.threshold_s,
-        })
+        };
+        forest.compile();
+        Ok(forest)
     }
 
     /// Snapshot as JSON.

@@ -19,6 +19,7 @@ pub mod explain;
 pub mod features;
 pub mod forest;
 pub mod hash;
+pub mod rank;
 pub mod rng;
 pub mod sketch;
 pub mod stats;
