@@ -279,6 +279,39 @@ pub fn synthetic(
     anomalies: bool,
     seed: u64,
 ) -> (Vec<Vec<f64>>, Vec<bool>) {
+    mixture(rows, dims, anomalies, seed, |gauss, _, _| {
+        gauss() * 6.0 + 1.0
+    })
+}
+
+/// Harder deterministic data: the same clusters, but each anomaly (2% of the test set) is an
+/// ordinary member of its cluster except on two features, which sit 2.5–3σ away in opposite
+/// directions (close to the cluster along every single axis; only the pair is unusual).
+pub fn synthetic_subtle(
+    rows: usize,
+    dims: usize,
+    anomalies: bool,
+    seed: u64,
+) -> (Vec<Vec<f64>>, Vec<bool>) {
+    mixture(rows, dims, anomalies, seed, |gauss, centre, feature| {
+        let away = 2.5 + 0.5 * (gauss().abs() / 3.0).min(1.0);
+        match feature {
+            0 => centre + away,
+            1 => centre - away,
+            _ => centre + gauss(),
+        }
+    })
+}
+
+/// Three unit Gaussian clusters (centres 0, 5, −4, rows assigned round-robin); when
+/// `anomalies`, every 50th row's features come from `anomaly(gauss, centre, feature)`.
+fn mixture(
+    rows: usize,
+    dims: usize,
+    anomalies: bool,
+    seed: u64,
+    anomaly: impl Fn(&mut dyn FnMut() -> f64, f64, usize) -> f64,
+) -> (Vec<Vec<f64>>, Vec<bool>) {
     let mut rng = SplitMix64::new(seed);
     let mut gauss = move || {
         let (u1, u2) = (rng.next_f64().max(1e-12), rng.next_f64());
@@ -291,9 +324,9 @@ pub fn synthetic(
         let outlier = anomalies && i % 50 == 7;
         let c = centres[i % centres.len()];
         let row = (0..dims)
-            .map(|_| {
+            .map(|f| {
                 if outlier {
-                    gauss() * 6.0 + 1.0
+                    anomaly(&mut gauss, c, f)
                 } else {
                     c + gauss()
                 }
@@ -381,15 +414,22 @@ pub fn sklearn_scores(
     Ok((column("train", train.len())?, column("test", test.len())?))
 }
 
+/// One data shape of `compare-sklearn`: its name and its generator.
+type Shape = (
+    &'static str,
+    fn(usize, usize, bool, u64) -> (Vec<Vec<f64>>, Vec<bool>),
+);
+
 fn compare_sklearn(
     python: &Path,
     train_rows: usize,
     test_rows: usize,
     dims: usize,
 ) -> Result<(), Error> {
-    let (train, _) = synthetic(train_rows, dims, false, 1);
-    let (test, labels) = synthetic(test_rows, dims, true, 2);
-
+    let shapes: [Shape; 2] = [
+        ("wide outliers (6σ, all features)", synthetic),
+        ("subtle (2.5–3σ on 2 features)", synthetic_subtle),
+    ];
     let cfg = ForestConfig {
         n_trees: 100,
         max_samples: 256,
@@ -397,46 +437,53 @@ fn compare_sklearn(
         threads: 1,
         ..ForestConfig::default()
     };
-    let t0 = Instant::now();
-    let forest = IsolationForest::fit(&train, cfg)?;
-    let fit_s = t0.elapsed().as_secs_f64();
-    forest.score_many(&test[..1000.min(test.len())])?;
-    let t0 = Instant::now();
-    let scores = forest.score_many(&test)?;
-    let ours_rate = test.len() as f64 / t0.elapsed().as_secs_f64();
-    let ours_auc = roc_auc(&scores, &labels).unwrap_or(f64::NAN);
+    let mut table = Vec::new();
+    let mut ratios = Vec::new();
+    for (name, generate) in shapes {
+        let (train, _) = generate(train_rows, dims, false, 1);
+        let (test, labels) = generate(test_rows, dims, true, 2);
+        let t0 = Instant::now();
+        let forest = IsolationForest::fit(&train, cfg)?;
+        let fit_s = t0.elapsed().as_secs_f64();
+        forest.score_many(&test[..1000.min(test.len())])?;
+        let t0 = Instant::now();
+        let scores = forest.score_many(&test)?;
+        let ours_rate = test.len() as f64 / t0.elapsed().as_secs_f64();
+        let ours_auc = roc_auc(&scores, &labels).unwrap_or(f64::NAN);
 
-    let label_rows: Vec<Vec<f64>> = labels
-        .iter()
-        .map(|l| vec![if *l { 1.0 } else { 0.0 }])
-        .collect();
-    let sk = run_sklearn(python, &[], &[&train, &test, &label_rows])?;
-    let sk_rate = sk["score_rows_per_s"].as_f64().unwrap_or(f64::NAN);
-    let sk_auc = sk["roc_auc"].as_f64().unwrap_or(f64::NAN);
-    let sk_fit = sk["fit_s"].as_f64().unwrap_or(f64::NAN);
+        let label_rows: Vec<Vec<f64>> = labels
+            .iter()
+            .map(|l| vec![if *l { 1.0 } else { 0.0 }])
+            .collect();
+        let sk = run_sklearn(python, &[], &[&train, &test, &label_rows])?;
+        let sk_rate = sk["score_rows_per_s"].as_f64().unwrap_or(f64::NAN);
+        let sk_auc = sk["roc_auc"].as_f64().unwrap_or(f64::NAN);
+        let sk_fit = sk["fit_s"].as_f64().unwrap_or(f64::NAN);
+        table.push(format!(
+            "| {name} | helios (Rust) | {:.1} ms | {:.0} rows/s | {:.4} |",
+            fit_s * 1e3,
+            ours_rate,
+            ours_auc
+        ));
+        table.push(format!(
+            "| {name} | scikit-learn {} | {:.1} ms | {:.0} rows/s | {:.4} |",
+            sk["version"].as_str().unwrap_or("?"),
+            sk_fit * 1e3,
+            sk_rate,
+            sk_auc
+        ));
+        ratios.push(format!(
+            "ratio, {name}: score throughput {:.1}x scikit-learn; ROC-AUC difference {:+.4}",
+            ours_rate / sk_rate,
+            ours_auc - sk_auc
+        ));
+    }
     println!(
         "Isolation Forest, 100 trees, psi 256, {dims} features; train {train_rows} rows, test {test_rows} rows (2% anomalies); one thread each"
     );
-    println!("| implementation | fit | score throughput | ROC-AUC |");
-    println!("|---|---|---|---|");
-    println!(
-        "| helios (Rust) | {:.1} ms | {:.0} rows/s | {:.4} |",
-        fit_s * 1e3,
-        ours_rate,
-        ours_auc
-    );
-    println!(
-        "| scikit-learn {} | {:.1} ms | {:.0} rows/s | {:.4} |",
-        sk["version"].as_str().unwrap_or("?"),
-        sk_fit * 1e3,
-        sk_rate,
-        sk_auc
-    );
-    println!(
-        "ratio: score throughput {:.1}x scikit-learn; ROC-AUC difference {:+.4}",
-        ours_rate / sk_rate,
-        ours_auc - sk_auc
-    );
+    println!("| data | implementation | fit | score throughput | ROC-AUC |");
+    println!("|---|---|---|---|---|");
+    println!("{}\n\n{}", table.join("\n"), ratios.join("\n"));
     Ok(())
 }
 
@@ -454,6 +501,15 @@ mod tests {
         assert!(
             a.iter()
                 .all(|r| r.len() == 4 && r.iter().all(|v| v.is_finite()))
+        );
+        let (c, lc) = synthetic_subtle(500, 4, true, 9);
+        assert_eq!(lc, la);
+        // An anomaly's first two features sit 2.5–3 above and below its cluster's centre.
+        assert!(
+            c.iter()
+                .zip(&lc)
+                .filter(|(_, l)| **l)
+                .all(|(r, _)| (5.0..=6.0).contains(&(r[0] - r[1])))
         );
     }
 }
