@@ -4,22 +4,26 @@
 //!  1. apply → Ready latency: pipelines applied one after another with `kubectl apply`, each
 //!     timed from just before `kubectl` starts to the moment a watch sees `Ready=True` with
 //!     `observedGeneration` equal to the generation;
-//!  2. cold start: with the operator stopped, N pipelines are created (kube client, in one
-//!     namespace); then the operator starts and the time until all N are Ready is measured,
-//!     with the operator's peak (VmHWM) and final (VmRSS) resident memory. Extra kwok fake
-//!     nodes are added for the pods (one per 100 pipelines) and deleted afterwards;
+//!  2. cold start: with the operator stopped, N pipelines and D detectors per pipeline are
+//!     created (kube client, in one namespace); then the operator starts and the time until all
+//!     N pipelines are Ready (which needs their detectors Ready) is measured, with the
+//!     operator's peak (VmHWM) and final (VmRSS) resident memory; then, with nothing changing,
+//!     the API server's requests on the operator's resources and the operator's external probes
+//!     are counted over a window. Extra kwok fake nodes are added for the pods (one per 100
+//!     pods) and deleted afterwards;
 //!  3. everything is deleted again (the pipelines use `deletionPolicy: Delete`, so the operator
 //!     deletes the topics); leftover topics of the bench namespaces are deleted directly.
 //!
 //! Run: `e2e/stack up && cargo bench -p helios --bench operator`
-//! (env: HELIOS_BENCH_PIPELINES (default 1000), HELIOS_BENCH_LATENCY_SAMPLES (default 20),
+//! (env: HELIOS_BENCH_PIPELINES (default 1000), HELIOS_BENCH_DETECTORS_PER_PIPELINE (default 1),
+//! HELIOS_BENCH_STEADY_SECS (default 300), HELIOS_BENCH_LATENCY_SAMPLES (default 20),
 //! HELIOS_BENCH_COLD_TIMEOUT_SECS (default 60 + 0.6 s per pipeline), HELIOS_BENCH_RUST_LOG
 //! (the operator's RUST_LOG, default `info`)).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use futures::StreamExt;
-use helios_crds::AnomalyPipeline;
+use helios_crds::{AnomalyPipeline, Detector};
 use helios_e2e::kubectl::{Kubectl, unique_suffix};
 use helios_e2e::{StackEnv, clients};
 use k8s_openapi::api::core::v1::{Namespace, Node};
@@ -386,6 +390,72 @@ fn pipeline_json(name: &str, bootstrap: &str) -> serde_json::Value {
             "ingestion": { "replicas": 1 }
         }
     })
+}
+
+fn detector_json(name: &str, pipeline: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "helios.dev/v1alpha1",
+        "kind": "Detector",
+        "metadata": { "name": name },
+        "spec": {
+            "pipelineRef": { "name": pipeline },
+            "window": { "size": "1m" },
+            "features": ["event_count", "error_rate", "p99_latency"]
+        }
+    })
+}
+
+/// `apiserver_request_total` summed by (verb, resource) over the resources the operator reads or
+/// writes, from the API server's own metrics.
+async fn apiserver_requests(client: &Client) -> BTreeMap<(String, String), f64> {
+    const RESOURCES: &[&str] = &[
+        "anomalypipelines",
+        "detectors",
+        "deployments",
+        "statefulsets",
+        "services",
+        "configmaps",
+        "poddisruptionbudgets",
+        "serviceaccounts",
+        "roles",
+        "rolebindings",
+        "events",
+        "secrets",
+    ];
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let label = |name: &str| -> Option<String> {
+            let at = line.find(&format!("{name}=\""))? + name.len() + 2;
+            Some(line[at..].split('"').next()?.to_string())
+        };
+        let (Some(verb), Some(resource)) = (label("verb"), label("resource")) else {
+            continue;
+        };
+        if !RESOURCES.contains(&resource.as_str()) {
+            continue;
+        }
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *out.entry((verb, resource)).or_insert(0.0) += value;
+    }
+    out
+}
+
+/// The operator's `external_probes_total` by outcome.
+fn probes(metrics: &str, outcome: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("helios_operator_external_probes_total")
+                && l.contains(&format!("outcome=\"{outcome}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 async fn kube_client(env: &StackEnv) -> Client {
@@ -783,6 +853,8 @@ fn top_errors(log: &std::path::Path) -> Vec<(usize, String)> {
 
 struct ColdStart {
     pipelines: usize,
+    detectors: usize,
+    steady: Option<Steady>,
     nodes: usize,
     create: Duration,
     first_status_all: Option<Duration>,
@@ -808,7 +880,8 @@ async fn cold_start_phase(env: &StackEnv, client: &Client, n: usize) -> ColdStar
             );
         }
     }
-    let extra_nodes = n.div_ceil(PODS_PER_NODE);
+    let per_pipeline = var("HELIOS_BENCH_DETECTORS_PER_PIPELINE", 1) as usize;
+    let extra_nodes = (n * (1 + per_pipeline)).div_ceil(PODS_PER_NODE);
     let t = Instant::now();
     let nodes = add_nodes(client, extra_nodes).await;
     println!(
@@ -844,6 +917,31 @@ async fn cold_start_phase(env: &StackEnv, client: &Client, n: usize) -> ColdStar
         "  created {n} pipelines (operator stopped) in {:.1} s ({:.0}/s)",
         secs(create),
         n as f64 / secs(create)
+    );
+    let detectors: Api<Detector> = Api::namespaced(client.clone(), &namespace);
+    let made: Vec<Result<Detector, kube::Error>> = futures::stream::iter(0..n * per_pipeline)
+        .map(|k| {
+            let api = detectors.clone();
+            let (i, j) = (k / per_pipeline.max(1), k % per_pipeline.max(1));
+            let d: Detector = serde_json::from_value(detector_json(
+                &format!("cold-{i:04}-d{j}"),
+                &format!("cold-{i:04}"),
+            ))
+            .unwrap();
+            async move { api.create(&PostParams::default(), &d).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(
+        made.iter().all(Result::is_ok),
+        "creating detectors failed: {:?}",
+        made.iter().find(|r| r.is_err())
+    );
+    println!(
+        "  created {} detectors ({per_pipeline} per pipeline; a pipeline is Ready only when its \
+         detectors are)",
+        made.len()
     );
 
     let tracker = Tracker::start(api.clone()).await;
@@ -919,6 +1017,11 @@ async fn cold_start_phase(env: &StackEnv, client: &Client, n: usize) -> ColdStar
     peak_rss = peak_rss.max(hwm);
     let cpu = operator.cpu_time();
     let metrics = metrics_summary(&operator.metrics().await);
+    let steady = if ready_all.is_some() {
+        Some(steady_state(client, &operator).await)
+    } else {
+        None
+    };
     let mut ready_times: Vec<f64> = tracker
         .all()
         .iter()
@@ -943,6 +1046,8 @@ async fn cold_start_phase(env: &StackEnv, client: &Client, n: usize) -> ColdStar
     );
     ColdStart {
         pipelines: n,
+        detectors: n * per_pipeline,
+        steady,
         nodes: extra_nodes,
         create,
         first_status_all,
@@ -956,6 +1061,35 @@ async fn cold_start_phase(env: &StackEnv, client: &Client, n: usize) -> ColdStar
         cpu,
         metrics,
         finalize_all,
+    }
+}
+
+/// What the API server served and the operator probed while nothing changed.
+struct Steady {
+    window: Duration,
+    requests: Vec<((String, String), f64)>,
+    probed: f64,
+    reused: f64,
+}
+
+/// Everything Ready and nothing changing: count the API server's requests on the operator's
+/// resources and the operator's external probes over `HELIOS_BENCH_STEADY_SECS` (default 300).
+async fn steady_state(client: &Client, operator: &Operator) -> Steady {
+    let window = Duration::from_secs(var("HELIOS_BENCH_STEADY_SECS", 300));
+    println!("  steady state: counting requests for {window:?} with nothing changing");
+    let (before, m0) = (apiserver_requests(client).await, operator.metrics().await);
+    tokio::time::sleep(window).await;
+    let (after, m1) = (apiserver_requests(client).await, operator.metrics().await);
+    let requests = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d > 0.0)
+        .collect();
+    Steady {
+        window,
+        requests,
+        probed: probes(&m1, "probed") - probes(&m0, "probed"),
+        reused: probes(&m1, "reused") - probes(&m0, "reused"),
     }
 }
 
@@ -1035,9 +1169,10 @@ fn main() {
 
         let all_ready = cold.ready_all.map(secs);
         println!(
-            "cold start ({} pipelines in one namespace, {} extra kwok nodes, {} topics; operator \
-             started after they were created):",
+            "cold start ({} pipelines and {} detectors in one namespace, {} extra kwok nodes, {} \
+             topics; operator started after they were created):",
             cold.pipelines,
+            cold.detectors,
             cold.nodes,
             2 * cold.pipelines
         );
@@ -1084,6 +1219,34 @@ fn main() {
             opt_secs(cold.finalize_all)
         );
         println!("operator metrics: {}\n", cold.metrics);
+        if let Some(steady) = &cold.steady {
+            println!(
+                "steady state ({:.0} s, everything Ready, nothing changing; the API server's \
+                 apiserver_request_total on the operator's resources, all clients — the bench's \
+                 own watch included):",
+                secs(steady.window)
+            );
+            println!("| verb | resource | requests |");
+            println!("|---|---|---|");
+            for ((verb, resource), n) in &steady.requests {
+                println!("| {verb} | {resource} | {n:.0} |");
+            }
+            let writes: f64 = steady
+                .requests
+                .iter()
+                .filter(|((v, _), _)| {
+                    matches!(v.as_str(), "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE")
+                })
+                .map(|(_, n)| n)
+                .sum();
+            println!(
+                "writes: {writes:.0}; external probes: {:.0} probed, {:.0} reused ({:.2} probes \
+                 per pipeline per 150 s TTL)\n",
+                steady.probed,
+                steady.reused,
+                steady.probed / cold.pipelines as f64 / (secs(steady.window) / 150.0)
+            );
+        }
 
         let p95 = percentile(&ready, 95.0);
         println!("targets (from issue 4; printed, not asserted):");

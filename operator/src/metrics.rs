@@ -16,6 +16,7 @@ pub struct Metrics {
     errors: IntCounterVec,
     duration: HistogramVec,
     pipelines: IntGaugeVec,
+    probes: IntCounterVec,
     leader: IntGauge,
     readiness: Mutex<BTreeMap<String, bool>>,
 }
@@ -55,11 +56,20 @@ impl Metrics {
             Opts::new("pipelines", "Pipelines by their Ready condition"),
             &["ready"],
         )?;
+        let probes = IntCounterVec::new(
+            Opts::new(
+                "external_probes_total",
+                "Probes of a pipeline's external systems (Kafka topics and the report hook \
+                 together), by outcome: probed, or reused within the TTL",
+            ),
+            &["outcome"],
+        )?;
         let leader = IntGauge::new("leader", "1 while this replica holds the Lease")?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(pipelines.clone()))?;
+        registry.register(Box::new(probes.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         Ok(Self {
             registry,
@@ -67,6 +77,7 @@ impl Metrics {
             errors,
             duration,
             pipelines,
+            probes,
             leader,
             readiness: Mutex::new(BTreeMap::new()),
         })
@@ -85,6 +96,12 @@ impl Metrics {
         self.errors.with_label_values(&[kind, reason]).inc();
     }
 
+    /// Count a probe of external systems (`reused`: a healthy earlier one within its TTL).
+    pub fn probe(&self, reused: bool) {
+        let outcome = if reused { "reused" } else { "probed" };
+        self.probes.with_label_values(&[outcome]).inc();
+    }
+
     /// Record the readiness of pipeline `key` (`None` when it is gone).
     pub fn pipeline_ready(&self, key: &str, ready: Option<bool>) {
         let Ok(mut map) = self.readiness.lock() else {
@@ -94,6 +111,19 @@ impl Metrics {
             Some(r) => map.insert(key.to_string(), r),
             None => map.remove(key),
         };
+        self.set_pipeline_gauges(&map);
+    }
+
+    /// Keep only the pipelines whose key is `alive` (the others were deleted).
+    pub fn retain_pipelines(&self, alive: impl Fn(&str) -> bool) {
+        let Ok(mut map) = self.readiness.lock() else {
+            return;
+        };
+        map.retain(|k, _| alive(k));
+        self.set_pipeline_gauges(&map);
+    }
+
+    fn set_pipeline_gauges(&self, map: &BTreeMap<String, bool>) {
         let ready = map.values().filter(|r| **r).count();
         let total = map.len();
         self.pipelines

@@ -4,15 +4,17 @@
 //! (`ModelTrained`, `DataFlowing`, `AnomalyActive`) and `lastAnomaly` are written by the
 //! detector worker under its own field manager; this reconciler never touches them.
 
-use super::pipeline::{applied, apply_failed};
 use super::{Context, ReconcileError, changed_failures, publish_changes};
-use crate::apply;
+use crate::apply::Applier;
 use crate::builders::{self, detector as build};
 use crate::conditions::{self, Cond};
 use crate::health::{self, Rollout};
 use crate::naming::MANAGER;
+use helios_crds::Detector;
 use helios_crds::conditions::READY;
-use helios_crds::{AnomalyPipeline, Detector};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -67,16 +69,9 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
     let owner = builders::Owner::of(detector.as_ref())?;
-    let pipelines: Api<AnomalyPipeline> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let key = format!("{KIND}/{}/{}", owner.namespace, owner.name);
     let pipeline_name = &detector.spec.pipeline_ref.name;
-    let pipeline =
-        pipelines
-            .get_opt(pipeline_name)
-            .await
-            .map_err(|source| ReconcileError::ReadFailed {
-                what: "AnomalyPipeline",
-                source,
-            })?;
+    let pipeline = ctx.caches()?.pipeline(&owner.namespace, pipeline_name);
 
     let (ready, replicas) = match pipeline {
         None => (
@@ -99,19 +94,23 @@ pub async fn reconcile(
             let children =
                 build::build_with(&detector, &pipeline, &ctx.image, &ctx.worker_identity)?;
             // The pods' identity first, so the StatefulSet's pods find it.
-            let mut changes = Vec::new();
+            let caches = ctx.caches()?;
+            let uid = owner.reference.uid.clone();
+            let mut applier = Applier::new(&ctx, &caches.children, &key, &uid);
             if children.per_detector_identity {
-                changes.push(applied(&ctx, &children.service_account).await?);
-                changes.push(applied(&ctx, &children.role).await?);
-                changes.push(applied(&ctx, &children.role_binding).await?);
+                applier.apply(&children.service_account).await?;
+                applier.apply(&children.role).await?;
+                applier.apply(&children.role_binding).await?;
             }
-            let sts = apply::apply(&ctx.client, &children.stateful_set)
-                .await
-                .map_err(apply_failed("StatefulSet", &children.stateful_set))?;
-            changes.push(("StatefulSet", sts.object.name_any(), sts.change));
-            changes.push(applied(&ctx, &children.service).await?);
-            publish_changes(&ctx, detector.as_ref(), &changes).await;
-            let rollout = Rollout::of_stateful_set(&sts.object);
+            let sts = applier.apply(&children.stateful_set).await?;
+            applier.apply(&children.service).await?;
+            applier.delete_orphans::<StatefulSet>().await?;
+            applier.delete_orphans::<Service>().await?;
+            applier.delete_orphans::<ServiceAccount>().await?;
+            applier.delete_orphans::<Role>().await?;
+            applier.delete_orphans::<RoleBinding>().await?;
+            publish_changes(&ctx, detector.as_ref(), &applier.changes).await;
+            let rollout = Rollout::of_stateful_set(&sts);
             let desired = build::desired_replicas(&detector, &pipeline);
             (
                 health::detector_ready(desired, Some(rollout)),
@@ -121,15 +120,13 @@ pub async fn reconcile(
     };
 
     let is_ready = ready.status == conditions::Status::True;
-    // The status as stored now, not as cached (see the pipeline reconciler).
-    let detectors: Api<Detector> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let fresh = detectors.get_status(&owner.name).await.ok();
-    let current = fresh.as_ref().unwrap_or(detector.as_ref());
-    let previous = current
-        .status
-        .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default();
+    // The status as stored (see the pipeline reconciler).
+    let stored = ctx.memo.stored(
+        &key,
+        detector.resource_version().as_deref(),
+        owned_part(&detector).and_then(|s| serde_json::to_value(s).ok()),
+    );
+    let previous = stored.conditions.clone();
     let decided = [ready];
     for failing in changed_failures(&decided, &previous, &[]) {
         crate::events::publish(
@@ -153,7 +150,8 @@ pub async fn reconcile(
         ),
         replicas,
     };
-    if conditions::status_needs_write(owned_part(current).as_ref(), &status) {
+    let wanted = serde_json::to_value(&status).unwrap_or_default();
+    if conditions::status_needs_write(stored.value.as_ref(), &wanted) {
         let api: Api<Detector> = Api::namespaced(ctx.client.clone(), &owner.namespace);
         let patch = serde_json::json!({
             "apiVersion": Detector::api_version(&()),
@@ -161,15 +159,18 @@ pub async fn reconcile(
             "metadata": { "name": owner.name },
             "status": status,
         });
-        api.patch_status(
-            &owner.name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(ReconcileError::StatusWriteFailed)?;
+        let written = api
+            .patch_status(
+                &owner.name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(ReconcileError::StatusWriteFailed)?;
+        ctx.memo
+            .wrote(&key, written.resource_version().as_deref(), wanted);
     }
-    ctx.succeeded(&format!("{KIND}/{}/{}", owner.namespace, owner.name));
+    ctx.succeeded(&key);
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(Action::requeue(if is_ready {
         READY_REQUEUE

@@ -1,25 +1,27 @@
 //! Reconcile an `AnomalyPipeline`: finalizer → ingestion children (server-side apply) → Kafka
 //! topics → report hook check → detector summary → status (only when it changed).
 
+use super::memo::PipelineProbe;
 use super::{Context, ReconcileError, changed_failures, publish_changes};
-use crate::apply::{self, Change};
+use crate::apply::Applier;
 use crate::builders::{self, ingest};
 use crate::conditions::{self, Cond};
 use crate::finalizer::{self, Decision, Progress};
 use crate::health::{self, Rollout};
 use crate::kafka::{TopicAdmin, TopicError, plan};
-use crate::naming::{self, MANAGER, PIPELINE_LABEL, TOPICS_FINALIZER};
+use crate::naming::{self, MANAGER, TOPICS_FINALIZER};
 use crate::reporting;
 use helios_crds::conditions::{READY, SUSPENDED};
 use helios_crds::pipeline::{
     AnomalyPipelineStatus, DeletionPolicy, IngestionStatus, KafkaSpec, TopicsStatus,
 };
 use helios_crds::{AnomalyPipeline, Detector};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -50,85 +52,72 @@ pub async fn reconcile(
     }
     sync_finalizer(&pipeline, &api).await?;
 
-    // Children of the ingestion workload.
+    // Children of the ingestion workload, then whatever it no longer has.
     let children = ingest::build(&pipeline, &ctx.image)?;
-    let mut changes = Vec::new();
-    changes.push(applied(&ctx, &children.config_map).await?);
-    let deployment = apply::apply(&ctx.client, &children.deployment)
-        .await
-        .map_err(apply_failed("Deployment", &children.deployment))?;
-    changes.push((
-        "Deployment",
-        deployment.object.name_any(),
-        deployment.change,
-    ));
-    changes.push(applied(&ctx, &children.service).await?);
-    let mut keep_pdbs = Vec::new();
-    if let Some(pdb) = &children.pdb {
-        changes.push(applied(&ctx, pdb).await?);
-        keep_pdbs.push(pdb.name_any());
-    }
-    let selector = format!(
-        "{PIPELINE_LABEL}={},app.kubernetes.io/component=ingest",
-        owner.name
-    );
+    let caches = ctx.caches()?;
     let uid = owner.reference.uid.clone();
-    let removed = apply::delete_orphans::<PodDisruptionBudget>(
-        &ctx.client,
-        &owner.namespace,
-        &selector,
-        &uid,
-        &keep_pdbs,
-    )
-    .await
-    .map_err(ReconcileError::OrphanCleanupFailed)?;
-    for name in removed {
-        changes.push(("PodDisruptionBudget", name, Change::Deleted));
+    let mut applier = Applier::new(&ctx, &caches.children, &key, &uid);
+    applier.apply(&children.config_map).await?;
+    let deployment = applier.apply(&children.deployment).await?;
+    applier.apply(&children.service).await?;
+    if let Some(pdb) = &children.pdb {
+        applier.apply(pdb).await?;
     }
-    publish_changes(&ctx, pipeline.as_ref(), &changes).await;
+    applier.delete_orphans::<ConfigMap>().await?;
+    applier.delete_orphans::<Deployment>().await?;
+    applier.delete_orphans::<Service>().await?;
+    applier.delete_orphans::<PodDisruptionBudget>().await?;
+    publish_changes(&ctx, pipeline.as_ref(), &applier.changes).await;
 
-    // External systems: topics and the report hook.
+    // External systems (topics, report hook): a healthy probe is reused within its TTL.
     let names = naming::topic_names(&owner.namespace, &owner.name);
-    let (topics_cond, events_partitions) = ensure_topics(&ctx, &pipeline, &names).await;
-    let report_cond = reporting::check(pipeline.spec.reporting.as_ref(), &ctx.aws).await;
+    let generation = pipeline.metadata.generation;
+    let cached = ctx.memo.probe(&key, generation, Instant::now());
+    ctx.metrics.probe(cached.is_some());
+    let probe = match cached {
+        Some(probe) => probe,
+        None => {
+            let (topics, events_partitions) = ensure_topics(&ctx, &pipeline, &names).await;
+            let report = reporting::check(pipeline.spec.reporting.as_ref(), &ctx.aws).await;
+            let probe = PipelineProbe {
+                topics,
+                events_partitions,
+                report,
+            };
+            ctx.memo
+                .probed(&key, generation, Instant::now(), probe.clone());
+            probe
+        }
+    };
 
-    // Detectors of this pipeline.
-    let detectors: Api<Detector> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let all = detectors
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| ReconcileError::ReadFailed {
-            what: "Detectors",
-            source,
-        })?;
-    let mine: Vec<&Detector> = all
-        .items
-        .iter()
-        .filter(|d| d.spec.pipeline_ref.name == owner.name)
-        .collect();
+    // Detectors of this pipeline, from the shared cache.
+    let mine = caches.detectors_of(&owner.namespace, &owner.name);
+    let mine: Vec<&Detector> = mine.iter().map(AsRef::as_ref).collect();
     let (detectors_cond, counts) = health::detectors_ready(&mine);
 
-    let rollout = Rollout::of_deployment(&deployment.object);
+    let rollout = Rollout::of_deployment(&deployment);
     let desired = ingest::desired_replicas(&pipeline);
     let ingestion_cond = health::ingestion_available(desired, Some(rollout));
     let suspended_cond = health::suspended(pipeline.spec.suspend, &[Some(rollout)]);
 
-    let details = [topics_cond, ingestion_cond, detectors_cond, report_cond];
+    let details = [probe.topics, ingestion_cond, detectors_cond, probe.report];
     let ready = conditions::ready(&details);
     let is_ready = ready.status == conditions::Status::True;
     let mut decided = vec![ready];
     decided.extend(details);
     decided.push(suspended_cond);
 
-    // The status as stored now, not as cached: a reconcile triggered before the watch delivered
-    // our own last status write must not reset lastTransitionTime (a false flap).
-    let fresh = api.get_status(&owner.name).await.ok();
-    let current = fresh.as_ref().unwrap_or(pipeline.as_ref());
-    let previous = current
-        .status
-        .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default();
+    // The status as stored: the watched one, or the one this term wrote if the watch has not
+    // delivered it yet (an older one must not reset lastTransitionTime: a false flap).
+    let stored = ctx.memo.stored(
+        &key,
+        pipeline.resource_version().as_deref(),
+        pipeline
+            .status
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok()),
+    );
+    let previous = stored.conditions.clone();
     for failing in changed_failures(&decided, &previous, &[READY, SUSPENDED]) {
         crate::events::publish(
             &ctx.recorder,
@@ -140,7 +129,6 @@ pub async fn reconcile(
         )
         .await;
     }
-    let generation = pipeline.metadata.generation;
     let status = AnomalyPipelineStatus {
         observed_generation: generation,
         conditions: conditions::materialize(
@@ -152,7 +140,7 @@ pub async fn reconcile(
         topics: Some(TopicsStatus {
             events: names.events.clone(),
             anomalies: names.anomalies.clone(),
-            events_partitions,
+            events_partitions: probe.events_partitions,
         }),
         ingestion: Some(IngestionStatus {
             endpoint: Some(ingest::endpoint(&owner.namespace, &owner.name)),
@@ -160,8 +148,11 @@ pub async fn reconcile(
         }),
         detectors: Some(counts),
     };
-    if conditions::status_needs_write(current.status.as_ref(), &status) {
-        write_status(&api, &owner.name, &status).await?;
+    let wanted = serde_json::to_value(&status).unwrap_or_default();
+    if conditions::status_needs_write(stored.value.as_ref(), &wanted) {
+        let written = write_status(&api, &owner.name, &status).await?;
+        ctx.memo
+            .wrote(&key, written.resource_version().as_deref(), wanted);
     }
     ctx.metrics.pipeline_ready(&key, Some(is_ready));
     ctx.succeeded(&key);
@@ -171,41 +162,6 @@ pub async fn reconcile(
     } else {
         NOT_READY_REQUEUE
     }))
-}
-
-pub(crate) fn apply_failed<K: ResourceExt>(
-    kind: &'static str,
-    obj: &K,
-) -> impl FnOnce(kube::Error) -> ReconcileError {
-    let name = obj.name_any();
-    move |source| ReconcileError::ApplyFailed { kind, name, source }
-}
-
-/// Apply one child and say what changed.
-pub(crate) async fn applied<K: apply::Child>(
-    ctx: &Context,
-    child: &K,
-) -> Result<(&'static str, String, Change), ReconcileError> {
-    let kind = short_kind::<K>();
-    let out = apply::apply(&ctx.client, child)
-        .await
-        .map_err(apply_failed(kind, child))?;
-    Ok((kind, out.object.name_any(), out.change))
-}
-
-/// The kind of a child type as a static string.
-pub(crate) fn short_kind<K: Resource<DynamicType = ()>>() -> &'static str {
-    match K::kind(&()).as_ref() {
-        "ConfigMap" => "ConfigMap",
-        "Deployment" => "Deployment",
-        "Service" => "Service",
-        "PodDisruptionBudget" => "PodDisruptionBudget",
-        "StatefulSet" => "StatefulSet",
-        "ServiceAccount" => "ServiceAccount",
-        "Role" => "Role",
-        "RoleBinding" => "RoleBinding",
-        _ => "Object",
-    }
 }
 
 /// Add the topics finalizer for `deletionPolicy: Delete`, remove it for `Retain`.
@@ -480,12 +436,13 @@ async fn ensure_topics(
     (health::topics_ready(&results), partitions)
 }
 
-/// Server-side apply of the status subresource with the operator's field manager.
+/// Server-side apply of the status subresource with the operator's field manager; the object as
+/// written.
 async fn write_status(
     api: &Api<AnomalyPipeline>,
     name: &str,
     status: &AnomalyPipelineStatus,
-) -> Result<(), ReconcileError> {
+) -> Result<AnomalyPipeline, ReconcileError> {
     let patch = serde_json::json!({
         "apiVersion": AnomalyPipeline::api_version(&()),
         "kind": AnomalyPipeline::kind(&()),
@@ -498,17 +455,5 @@ async fn write_status(
         &Patch::Apply(&patch),
     )
     .await
-    .map_err(ReconcileError::StatusWriteFailed)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kinds_are_named() {
-        assert_eq!(short_kind::<ConfigMap>(), "ConfigMap");
-        assert_eq!(short_kind::<PodDisruptionBudget>(), "PodDisruptionBudget");
-    }
+    .map_err(ReconcileError::StatusWriteFailed)
 }
