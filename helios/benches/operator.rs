@@ -425,7 +425,10 @@ async fn apiserver_requests(client: &Client) -> BTreeMap<(String, String), f64> 
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
     let text = client.request_text(request).await.unwrap_or_default();
     let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
         let label = |name: &str| -> Option<String> {
             let at = line.find(&format!("{name}=\""))? + name.len() + 2;
             Some(line[at..].split('"').next()?.to_string())
@@ -635,12 +638,22 @@ async fn clean_up(
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await;
     let limit = Duration::from_secs(120 + expected as u64 / 2);
+    // A collection delete of many objects can stop part-way (the API server's request timeout):
+    // what is left without a deletion timestamp is deleted again on each poll.
     let gone = wait_until(limit, Duration::from_millis(500), || {
         let api = api.clone();
         async move {
-            api.list_metadata(&ListParams::default())
-                .await
-                .is_ok_and(|l| l.items.is_empty())
+            let Ok(left) = api.list_metadata(&ListParams::default()).await else {
+                return false;
+            };
+            for p in left
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+            {
+                let _ = api.delete(&p.name_any(), &DeleteParams::default()).await;
+            }
+            left.items.is_empty()
         }
     })
     .await;

@@ -144,7 +144,8 @@ pub async fn run(args: Args) -> Result<(), OperatorError> {
     }));
 
     let namespace = args.namespace.clone();
-    let mut controllers: Option<tokio::task::JoinHandle<()>> = None;
+    let grace = (Duration::from_secs(args.lease_duration_secs.max(2)) / 3).min(MAX_STOP_GRACE);
+    let mut controllers: Option<Term> = None;
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
@@ -158,12 +159,12 @@ pub async fn run(args: Args) -> Result<(), OperatorError> {
                 match (lead, controllers.is_some()) {
                     (true, false) => {
                         tracing::info!(%identity, "leading: starting the controllers");
-                        controllers = Some(tokio::spawn(controller::run(Arc::clone(&ctx), namespace.clone())));
+                        controllers = Some(Term::start(Arc::clone(&ctx), namespace.clone()));
                     }
                     (false, true) => {
                         tracing::warn!(%identity, "lost the lease: stopping the controllers");
-                        if let Some(handle) = controllers.take() {
-                            handle.abort();
+                        if let Some(term) = controllers.take() {
+                            term.stop(grace).await;
                         }
                     }
                     _ => {}
@@ -172,12 +173,51 @@ pub async fn run(args: Args) -> Result<(), OperatorError> {
         }
     }
     tracing::info!("shutting down");
-    if let Some(handle) = controllers.take() {
-        handle.abort();
+    if let Some(term) = controllers.take() {
+        term.stop(grace).await;
     }
     let _ = stop_tx.send(());
     let _ = campaign.await;
     Ok(())
+}
+
+/// The longest the controllers of a term get to finish their reconciles in flight when it ends
+/// (a third of the lease, at most this: a successor may start once the lease expires).
+const MAX_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The controllers of one leadership term and the signal that stops them gracefully.
+struct Term {
+    handle: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Term {
+    fn start(ctx: Arc<Context>, namespace: Option<String>) -> Self {
+        use futures::FutureExt;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            let _ = stopped.await;
+        }
+        .boxed()
+        .shared();
+        Self {
+            handle: tokio::spawn(controller::run(ctx, namespace, signal)),
+            stop,
+        }
+    }
+
+    /// Start no new reconcile, let the ones in flight finish for at most `grace`, then abort.
+    async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(());
+        let mut handle = self.handle;
+        if tokio::time::timeout(grace, &mut handle).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "reconciles still running after the grace period: aborted"
+            );
+            handle.abort();
+        }
+    }
 }
 
 fn crd_error(crd: &'static str) -> impl FnOnce(kube::Error) -> OperatorError {

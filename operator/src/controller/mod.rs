@@ -282,10 +282,15 @@ fn controller_config() -> kube::runtime::controller::Config {
     kube::runtime::controller::Config::default().concurrency(CONCURRENCY)
 }
 
-/// Run both controllers until the future is dropped (losing leadership aborts it). Both read
+/// Run both controllers until `stop` resolves (then no new reconcile starts and the ones in flight
+/// finish) or the future is dropped. Both read
 /// and are triggered by one shared reflector per custom resource kind, and own their children
 /// through shared metadata-only reflectors that the child applier reads.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    stop: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+) {
     let ns = namespace.as_deref();
     let Some(term) = start_term(&ctx, ns) else {
         tracing::error!("cannot subscribe to the shared watch streams");
@@ -322,6 +327,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
 
     let pipelines = Controller::for_shared_stream(pipes.own, pipes.store.clone())
         .with_config(controller_config())
+        .graceful_shutdown_on(stop.clone())
         .owns_shared_stream(deployments)
         .owns_shared_stream(ingest_services)
         .owns_shared_stream(config_maps)
@@ -345,6 +351,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     let store = dets.store.clone();
     let detectors = Controller::for_shared_stream(dets.own, dets.store.clone())
         .with_config(controller_config())
+        .graceful_shutdown_on(stop)
         .owns_shared_stream(stateful_sets)
         .owns_shared_stream(detector_services)
         .reconcile_on(detector_triggers)
