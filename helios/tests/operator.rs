@@ -490,3 +490,61 @@ async fn a_suspended_pipeline_scales_to_zero_and_says_so() {
         Some(1)
     );
 }
+
+/// The operator skips the apply of a child whose applied-spec hash and version are unchanged;
+/// a child someone else edits (a generation bump, or any change to a kind without one) is applied
+/// again and restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_edited_by_someone_else_are_restored() {
+    let (env, kubectl) = stack();
+    let ns = kubectl.temp_namespace("op-drift").unwrap();
+    let client = kube_client(&env).await;
+    let mut op = start_operator(&env, &ns.name);
+    apply(&kubectl, &ns, &token_secret("drift"));
+    apply(&kubectl, &ns, &pipeline_yaml("drift", &env, 1, ""));
+    let pipelines: Api<AnomalyPipeline> = Api::namespaced(client.clone(), &ns.name);
+    pipeline_condition(&mut op, &pipelines, "drift", "Ready", "True", None).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let original = maps.get("drift-config").await.unwrap().data.unwrap();
+    let (key, _) = original.iter().next().unwrap();
+    let someone = PatchParams::default();
+    deployments
+        .patch(
+            "drift-ingest",
+            &someone,
+            &Patch::Merge(serde_json::json!({ "spec": { "replicas": 3 } })),
+        )
+        .await
+        .unwrap();
+    maps.patch(
+        "drift-config",
+        &someone,
+        &Patch::Merge(serde_json::json!({ "data": { key: "edited by hand" } })),
+    )
+    .await
+    .unwrap();
+    eventually(&mut op, "the edited children restored", || async {
+        let replicas = deployments
+            .get("drift-ingest")
+            .await
+            .map_err(|e| e.to_string())?
+            .spec
+            .and_then(|s| s.replicas);
+        let data = maps
+            .get("drift-config")
+            .await
+            .map_err(|e| e.to_string())?
+            .data;
+        let restored_map = original
+            .iter()
+            .all(|(k, v)| data.as_ref().and_then(|d| d.get(k)) == Some(v));
+        if replicas == Some(1) && restored_map {
+            Ok(())
+        } else {
+            Err(format!("replicas {replicas:?}, config {data:?}"))
+        }
+    })
+    .await;
+}

@@ -77,6 +77,44 @@ pub fn change(before: Option<Version>, after: Version) -> Change {
     }
 }
 
+/// The annotation that carries a hash of the spec the operator last applied to a child.
+pub const APPLIED_HASH: &str = "helios.dev/applied-hash";
+
+/// FNV-1a over `bytes`: stable across builds and platforms (unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `desired` with [`APPLIED_HASH`] set to the hash of everything else in it.
+pub fn hashed<K: Resource + Serialize + Clone>(desired: &K) -> K {
+    let hash = serde_json::to_vec(desired).map_or(0, |b| fnv1a(&b));
+    let mut out = desired.clone();
+    out.meta_mut()
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(APPLIED_HASH.into(), format!("{hash:016x}"));
+    out
+}
+
+/// Whether a cached child already is `desired`: the same applied-spec hash, and still at the
+/// version this term's last apply answered (a generation bump or, for kinds without one, any
+/// change since means someone else edited it, so it is applied again).
+pub fn up_to_date(
+    cached: &kube::api::ObjectMeta,
+    desired: &kube::api::ObjectMeta,
+    answered: Version,
+) -> bool {
+    let hash = |m: &kube::api::ObjectMeta| m.annotations.as_ref()?.get(APPLIED_HASH).cloned();
+    let now = Version::of(cached);
+    let same_version = match (now.generation, answered.generation) {
+        (Some(n), Some(a)) => n == a,
+        _ => now.revision.is_some() && now.revision == answered.revision,
+    };
+    hash(cached).is_some() && hash(cached) == hash(desired) && same_version
+}
+
 /// The metadata cache of one child kind.
 pub type MetaStore<K> = Store<PartialObjectMeta<K>>;
 
@@ -202,21 +240,63 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Server-side apply `desired` (force, field manager `helios-operator`); the object as the
-    /// API server returned it (with status).
+    /// Make `desired` the child's spec; the object with its status (a GET when the apply is
+    /// skipped because nothing changed, see [`Applier::ensure`]).
     pub async fn apply<K: Child>(&mut self, desired: &K) -> Result<K, ReconcileError> {
+        let api: Api<K> = Api::namespaced(
+            self.ctx.client.clone(),
+            &desired.namespace().unwrap_or_default(),
+        );
+        if let Some(object) = self.ensure(desired).await? {
+            return Ok(object);
+        }
+        let name = desired.name_any();
+        match api.get_opt(&name).await {
+            Ok(Some(object)) => Ok(object),
+            // Gone since the cache saw it: apply after all.
+            Ok(None) => self.write(&api, &hashed(desired), None).await,
+            Err(source) => Err(ReconcileError::ReadFailed {
+                what: K::KIND,
+                source,
+            }),
+        }
+    }
+
+    /// Server-side apply `desired` (force, field manager `helios-operator`) unless the cache
+    /// shows the child carries the same applied-spec hash at the version this term's last apply
+    /// left (nobody changed it since): then nothing is sent. The object when it was applied.
+    pub async fn ensure<K: Child>(&mut self, desired: &K) -> Result<Option<K>, ReconcileError> {
         let namespace = desired.namespace().unwrap_or_default();
         let name = desired.name_any();
         let child_key = format!("{}/{namespace}/{name}", K::KIND);
-        let cached = K::cache(self.caches)
-            .and_then(|s| s.get(&ObjectRef::new(&name).within(&namespace)))
-            .map(|m| Version::of(&m.metadata));
+        let desired = hashed(desired);
+        let cached =
+            K::cache(self.caches).and_then(|s| s.get(&ObjectRef::new(&name).within(&namespace)));
         let answered = self.ctx.memo.child(self.owner_key, &child_key);
+        if let (Some(c), Some(a)) = (&cached, answered)
+            && up_to_date(&c.metadata, desired.meta(), a)
+        {
+            self.changes
+                .push((K::KIND, name.clone(), Change::Unchanged));
+            self.kept.push((K::KIND, name));
+            return Ok(None);
+        }
+        let cached = cached.map(|m| Version::of(&m.metadata));
         let before = match (cached, answered) {
             (Some(c), Some(a)) => Some(a.newest(c)),
             (c, a) => c.or(a),
         };
         let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &namespace);
+        self.write(&api, &desired, before).await.map(Some)
+    }
+
+    async fn write<K: Child>(
+        &mut self,
+        api: &Api<K>,
+        desired: &K,
+        before: Option<Version>,
+    ) -> Result<K, ReconcileError> {
+        let (namespace, name) = (desired.namespace().unwrap_or_default(), desired.name_any());
         let object = api
             .patch(
                 &name,
@@ -230,6 +310,7 @@ impl<'a> Applier<'a> {
                 source,
             })?;
         let after = Version::of(object.meta());
+        let child_key = format!("{}/{namespace}/{name}", K::KIND);
         self.ctx.memo.saw_child(self.owner_key, &child_key, after);
         self.changes
             .push((K::KIND, name.clone(), change(before, after)));
@@ -297,6 +378,43 @@ mod tests {
             generation: Some(3),
         };
         assert_eq!(unknown.newest(v(5, Some(1))), unknown);
+    }
+
+    #[test]
+    fn a_child_is_up_to_date_only_with_the_same_hash_at_the_answered_version() {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some("c".into());
+        let desired = hashed(&cm);
+        let mut cached = desired.metadata.clone();
+        cached.resource_version = Some("7".into());
+        let answered = v(7, None);
+        assert!(up_to_date(&cached, &desired.metadata, answered));
+        // Someone edited it since our apply.
+        assert!(!up_to_date(&cached, &desired.metadata, v(6, None)));
+        // A different spec hashes differently.
+        cm.data = Some([("k".to_string(), "v".to_string())].into());
+        assert!(!up_to_date(&cached, &hashed(&cm).metadata, answered));
+        // Kinds with a generation compare it, not the resourceVersion (status changes bump that).
+        let mut with_gen = cached.clone();
+        with_gen.generation = Some(3);
+        with_gen.resource_version = Some("99".into());
+        assert!(up_to_date(&with_gen, &desired.metadata, v(7, Some(3))));
+        assert!(!up_to_date(&with_gen, &desired.metadata, v(7, Some(2))));
+        // No hash on the cached object (applied by an older operator): apply.
+        assert!(!up_to_date(
+            &ConfigMap::default().metadata,
+            &desired.metadata,
+            answered
+        ));
+    }
+
+    #[test]
+    fn the_hash_is_stable() {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some("c".into());
+        assert_eq!(hashed(&cm).metadata, hashed(&cm).metadata);
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

@@ -98,12 +98,12 @@ pub async fn reconcile(
             let uid = owner.reference.uid.clone();
             let mut applier = Applier::new(&ctx, &caches.children, &key, &uid);
             if children.per_detector_identity {
-                applier.apply(&children.service_account).await?;
-                applier.apply(&children.role).await?;
-                applier.apply(&children.role_binding).await?;
+                applier.ensure(&children.service_account).await?;
+                applier.ensure(&children.role).await?;
+                applier.ensure(&children.role_binding).await?;
             }
             let sts = applier.apply(&children.stateful_set).await?;
-            applier.apply(&children.service).await?;
+            applier.ensure(&children.service).await?;
             applier.delete_orphans::<StatefulSet>().await?;
             applier.delete_orphans::<Service>().await?;
             applier.delete_orphans::<ServiceAccount>().await?;

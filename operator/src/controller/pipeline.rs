@@ -57,11 +57,11 @@ pub async fn reconcile(
     let caches = ctx.caches()?;
     let uid = owner.reference.uid.clone();
     let mut applier = Applier::new(&ctx, &caches.children, &key, &uid);
-    applier.apply(&children.config_map).await?;
+    applier.ensure(&children.config_map).await?;
     let deployment = applier.apply(&children.deployment).await?;
-    applier.apply(&children.service).await?;
+    applier.ensure(&children.service).await?;
     if let Some(pdb) = &children.pdb {
-        applier.apply(pdb).await?;
+        applier.ensure(pdb).await?;
     }
     applier.delete_orphans::<ConfigMap>().await?;
     applier.delete_orphans::<Deployment>().await?;
