@@ -9,7 +9,6 @@ use crate::apply::Applier;
 use crate::builders::{self, detector as build};
 use crate::conditions::{self, Cond};
 use crate::health::{self, Rollout};
-use crate::naming::MANAGER;
 use helios_crds::Detector;
 use helios_crds::conditions::READY;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -17,7 +16,6 @@ use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -69,9 +67,10 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
     let owner = builders::Owner::of(detector.as_ref())?;
-    let key = format!("{KIND}/{}/{}", owner.namespace, owner.name);
+    let key = super::cache::key_of(KIND, detector.as_ref());
     let pipeline_name = &detector.spec.pipeline_ref.name;
-    let pipeline = ctx.caches()?.pipeline(&owner.namespace, pipeline_name);
+    let caches = ctx.caches()?;
+    let pipeline = caches.pipeline(&owner.namespace, pipeline_name);
 
     let (ready, replicas) = match pipeline {
         None => (
@@ -94,7 +93,6 @@ pub async fn reconcile(
             let children =
                 build::build_with(&detector, &pipeline, &ctx.image, &ctx.worker_identity)?;
             // The pods' identity first, so the StatefulSet's pods find it.
-            let caches = ctx.caches()?;
             let uid = owner.reference.uid.clone();
             let mut applier = Applier::new(&ctx, &caches.children, &key, &uid);
             if children.per_detector_identity {
@@ -150,26 +148,15 @@ pub async fn reconcile(
         ),
         replicas,
     };
-    let wanted = serde_json::to_value(&status).unwrap_or_default();
-    if conditions::status_needs_write(stored.value.as_ref(), &wanted) {
-        let api: Api<Detector> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-        let patch = serde_json::json!({
-            "apiVersion": Detector::api_version(&()),
-            "kind": Detector::kind(&()),
-            "metadata": { "name": owner.name },
-            "status": status,
-        });
-        let written = api
-            .patch_status(
-                &owner.name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(ReconcileError::StatusWriteFailed)?;
-        ctx.memo
-            .wrote(&key, written.resource_version().as_deref(), wanted);
-    }
+    super::status::write_if_changed::<Detector, _>(
+        &ctx,
+        &key,
+        &owner.namespace,
+        &owner.name,
+        &stored,
+        &status,
+    )
+    .await?;
     ctx.succeeded(&key);
     ctx.metrics.reconciled(KIND, started.elapsed());
     Ok(Action::requeue(if is_ready {

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod detector;
 pub mod memo;
 pub mod pipeline;
+pub mod status;
 
 use crate::apply::{Change, ChildCaches, IdentityCaches};
 use crate::builders::BuildError;

@@ -9,7 +9,7 @@ use crate::conditions::{self, Cond};
 use crate::finalizer::{self, Decision, Progress};
 use crate::health::{self, Rollout};
 use crate::kafka::{TopicAdmin, TopicError, plan};
-use crate::naming::{self, MANAGER, TOPICS_FINALIZER};
+use crate::naming::{self, TOPICS_FINALIZER};
 use crate::reporting;
 use helios_crds::conditions::{READY, SUSPENDED};
 use helios_crds::pipeline::{
@@ -42,7 +42,7 @@ pub async fn reconcile(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let owner = builders::Owner::of(pipeline.as_ref())?;
-    let key = format!("{KIND}/{}/{}", owner.namespace, owner.name);
+    let key = super::cache::key_of(KIND, pipeline.as_ref());
     let api: Api<AnomalyPipeline> = Api::namespaced(ctx.client.clone(), &owner.namespace);
 
     if pipeline.meta().deletion_timestamp.is_some() {
@@ -148,12 +148,15 @@ pub async fn reconcile(
         }),
         detectors: Some(counts),
     };
-    let wanted = serde_json::to_value(&status).unwrap_or_default();
-    if conditions::status_needs_write(stored.value.as_ref(), &wanted) {
-        let written = write_status(&api, &owner.name, &status).await?;
-        ctx.memo
-            .wrote(&key, written.resource_version().as_deref(), wanted);
-    }
+    super::status::write_if_changed::<AnomalyPipeline, _>(
+        &ctx,
+        &key,
+        &owner.namespace,
+        &owner.name,
+        &stored,
+        &status,
+    )
+    .await?;
     ctx.metrics.pipeline_ready(&key, Some(is_ready));
     ctx.succeeded(&key);
     ctx.metrics.reconciled(KIND, started.elapsed());
@@ -434,26 +437,4 @@ async fn ensure_topics(
         .and_then(|(_, r)| r.as_ref().ok())
         .map(|o| o.partitions);
     (health::topics_ready(&results), partitions)
-}
-
-/// Server-side apply of the status subresource with the operator's field manager; the object as
-/// written.
-async fn write_status(
-    api: &Api<AnomalyPipeline>,
-    name: &str,
-    status: &AnomalyPipelineStatus,
-) -> Result<AnomalyPipeline, ReconcileError> {
-    let patch = serde_json::json!({
-        "apiVersion": AnomalyPipeline::api_version(&()),
-        "kind": AnomalyPipeline::kind(&()),
-        "metadata": { "name": name },
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(ReconcileError::StatusWriteFailed)
 }
