@@ -20,6 +20,7 @@ pub mod likelihood;
 pub mod model;
 pub mod model_config;
 pub mod range;
+pub mod recurrence;
 pub mod sample_size;
 pub mod seasonal;
 pub mod tail_record;

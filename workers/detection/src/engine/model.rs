@@ -30,8 +30,9 @@
 //! ([`crate::engine::errors`]) a window with far more failed requests than its request count
 //! makes plausible.
 //! Windows flagged by a guard or scoring at or above `exclude_level` never enter the training
-//! history or the seasonal profile; so the scores a key produces do not depend on the alert
-//! threshold, and a threshold sweep over stored scores is exact.
+//! history or the seasonal profile — unless a window at the same time the day before was
+//! flagged too ([`Recurrence`]: a daily pattern, not an incident). Neither depends on the
+//! alert threshold, so a threshold sweep over stored scores is exact.
 
 use std::collections::VecDeque;
 
@@ -41,6 +42,7 @@ use crate::engine::drop::{self, DropState};
 use crate::engine::errors::ErrorState;
 use crate::engine::likelihood::Likelihood;
 use crate::engine::range::GuardTail;
+use crate::engine::recurrence::Recurrence;
 use crate::engine::seasonal::{Period, SeasonalProfile, settled_count};
 use crate::engine::threshold::ThresholdDecision;
 use crate::explain::{Baseline, Explanation, explain};
@@ -124,6 +126,7 @@ pub struct KeyModel {
     drop: DropState,
     errors: ErrorState,
     excluded_run: usize,
+    recurrence: Recurrence,
     period: Period,
     seen: usize,
 }
@@ -152,6 +155,7 @@ impl KeyModel {
             drop: DropState::default(),
             errors: ErrorState::default(),
             excluded_run: 0,
+            recurrence: Recurrence::default(),
             period: Period::None,
             seen: 0,
             cfg,
@@ -548,7 +552,14 @@ impl KeyModel {
                     self.errors.record(g, flagged);
                 }
                 self.excluded_run = if flagged { self.excluded_run + 1 } else { 0 };
-                let adapted = self.cfg.adapt_after > 0 && self.excluded_run > self.cfg.adapt_after;
+                let recurs = self.recurrence.note(
+                    ts,
+                    flagged,
+                    self.cfg.recurrence_ms,
+                    self.cfg.recurrence_days,
+                );
+                let adapted = recurs
+                    || (self.cfg.adapt_after > 0 && self.excluded_run > self.cfg.adapt_after);
                 if !flagged || adapted {
                     self.learn(ts, x, ctx);
                 }

@@ -42,6 +42,14 @@ impl Algorithm {
     }
 }
 
+fn default_recurrence() -> i64 {
+    crate::engine::recurrence::DEFAULT_TOLERANCE_MS
+}
+
+fn default_recurrence_days() -> usize {
+    crate::engine::recurrence::DEFAULT_DAYS
+}
+
 fn default_weekly_after() -> i64 {
     WEEKLY_AFTER_MS
 }
@@ -104,6 +112,13 @@ pub struct ModelConfig {
     /// Flagged windows in a row after which flagged windows are learnt again (a new normal;
     /// 0 = never).
     pub adapt_after: usize,
+    /// A flagged window is learnt when one within this many ms of the same time the day
+    /// before was flagged too (a daily pattern, not an incident; 0 = never).
+    #[serde(default = "default_recurrence")]
+    pub recurrence_ms: i64,
+    /// Previous days that must each have such a flagged window (0 = never).
+    #[serde(default = "default_recurrence_days")]
+    pub recurrence_days: usize,
     /// The drop guard of the request count (`None`: derived by the core when the features
     /// count requests; `span: 0` turns it off).
     #[serde(default)]
@@ -166,6 +181,8 @@ impl ModelConfig {
                 .map(|f| crate::features::min_scale(f))
                 .collect(),
             adapt_after: 288,
+            recurrence_ms: crate::engine::recurrence::DEFAULT_TOLERANCE_MS,
+            recurrence_days: crate::engine::recurrence::DEFAULT_DAYS,
             drop_guard: None,
             error_guard: None,
             sample_size: None,
