@@ -19,8 +19,8 @@ fn nab_detector() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../workers/detection/eval/nab-detector.yaml")
 }
 
-/// Runs `helios eval nab` and returns the summary row of `subset` as its three scores.
-fn eval_nab(extra: &[&str], subset: &str) -> (String, [f64; 3]) {
+/// Runs `helios eval nab` and returns its report.
+fn eval_nab(extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_helios"))
         .args(["eval", "nab", "--dir"])
         .arg(nab_dir())
@@ -33,23 +33,23 @@ fn eval_nab(extra: &[&str], subset: &str) -> (String, [f64; 3]) {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+/// The summary row of `subset` in an `eval nab` report, as its three scores.
+fn scores(text: &str, subset: &str) -> [f64; 3] {
     let row = text
         .lines()
         .find(|l| l.starts_with(&format!("| {subset}")))
-        .unwrap_or_else(|| panic!("no {subset} row: {text}"))
-        .to_string();
+        .unwrap_or_else(|| panic!("no {subset} row: {text}"));
     let cell = |i: usize| -> f64 {
         row.split('|')
             .nth(i)
-            .unwrap()
-            .trim()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+            .and_then(|c| c.trim().split(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no score in column {i}: {row}"))
     };
-    (text.clone(), [cell(3), cell(4), cell(5)])
+    [cell(3), cell(4), cell(5)]
 }
 
 /// Quality pin: the held-out half of NAB (files never tuned on), scored at the thresholds
@@ -58,10 +58,8 @@ fn eval_nab(extra: &[&str], subset: &str) -> (String, [f64; 3]) {
 #[test]
 fn nab_held_out_half_score_is_pinned() {
     let det = nab_detector();
-    let (text, held_out) = eval_nab(
-        &["--seeds", "42", "--detector", det.to_str().unwrap()],
-        "held-out",
-    );
+    let text = eval_nab(&["--seeds", "42", "--detector", det.to_str().unwrap()]);
+    let held_out = scores(&text, "held-out");
     let pinned = [55.59, 42.59, 62.39];
     for (got, want) in held_out.iter().zip(pinned) {
         assert!(
@@ -69,10 +67,7 @@ fn nab_held_out_half_score_is_pinned() {
             "held-out {held_out:?} vs pinned {pinned:?}\n{text}"
         );
     }
-    let (_, tuning) = eval_nab(
-        &["--seeds", "42", "--detector", det.to_str().unwrap()],
-        "tuning",
-    );
+    let tuning = scores(&text, "tuning");
     assert!((tuning[0] - 63.18).abs() <= 1.5, "tuning {tuning:?}");
 }
 
@@ -81,7 +76,8 @@ fn nab_held_out_half_score_is_pinned() {
 #[test]
 fn nab_subset_with_the_default_detector_is_pinned() {
     let files = "artificialWithAnomaly/art_daily_jumpsup.csv,realKnownCause/ambient_temperature_system_failure.csv,realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv,realKnownCause/machine_temperature_system_failure.csv";
-    let (text, corpus) = eval_nab(&["--seeds", "42", "--files", files], "corpus");
+    let text = eval_nab(&["--seeds", "42", "--files", files]);
+    let corpus = scores(&text, "corpus");
     assert!(text.contains("NAB corpus: 4 files"), "{text}");
     let pinned = PINNED_SUBSET;
     for (got, want) in corpus.iter().zip(pinned) {

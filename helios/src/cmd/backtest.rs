@@ -547,10 +547,7 @@ impl Replay {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        self.parsed(
-            || format!("line {line_no}"),
-            serde_json::from_slice::<Event>(raw),
-        )
+        self.parsed(|| format!("line {line_no}"), Event::from_json(raw))
     }
 
     /// One parsed line (or message): an event, or a bad one counted and skipped.

@@ -19,6 +19,7 @@ use helios_detection::engine::{DetectorCore, StoredVerdict};
 use helios_detection::event::Event;
 use helios_detection::explain::Explanation;
 use helios_detection::features::{FeatureAccumulator, Observation};
+use helios_detection::forest::IsolationForest;
 use helios_detection::window::ClosedWindow;
 
 use crate::config::DetectorConfig;
@@ -116,8 +117,9 @@ pub struct ModelSnapshot {
     pub version: u64,
     /// Model input names (base features, then lagged copies).
     pub feature_names: Vec<String>,
-    /// Forest JSON (`IsolationForest::to_json`).
-    pub forest_json: String,
+    /// The trained forest; the store encodes it (`IsolationForest::snapshot`) when it persists
+    /// the model, so a replay that keeps no models pays no JSON per retrain.
+    pub forest: IsolationForest,
 }
 
 /// Everything one batch of closed windows produced.
@@ -395,7 +397,7 @@ impl Pipeline {
                     key: key.to_string(),
                     version: m.version(),
                     feature_names: m.input_names().to_vec(),
-                    forest_json: forest.to_json()?,
+                    forest: forest.clone(),
                 });
             }
         }

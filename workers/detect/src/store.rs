@@ -237,7 +237,7 @@ impl Store {
             .bind(&m.key)
             .bind(i64::try_from(m.version).unwrap_or(i64::MAX))
             .bind(Json(&m.feature_names))
-            .bind(&m.forest_json)
+            .bind(Json(m.forest.snapshot()))
             .execute(&mut *tx)
             .await?;
         }

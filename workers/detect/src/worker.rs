@@ -221,7 +221,7 @@ impl Worker {
                         Ok(m) => Polled::Message {
                             partition: m.partition(),
                             offset: m.offset(),
-                            event: m.payload().and_then(|p| serde_json::from_slice::<Event>(p).ok()),
+                            event: m.payload().and_then(|p| Event::from_json(p).ok()),
                         },
                         Err(KafkaError::PartitionEOF(partition)) => Polled::Eof(partition),
                         Err(e) => {

@@ -148,6 +148,18 @@ async fn latency_spike_gives_one_anomaly_row_and_one_message() {
     )
     .await;
     assert_eq!(flagged, 3, "exactly the three spike windows are anomalous");
+    let (version, forest): (i64, serde_json::Value) = sqlx::query_as(
+        "SELECT model_version, forest FROM helios.models WHERE detector = $1 AND key = 'checkout'",
+    )
+    .bind(&detector)
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    let forest = helios_detection::forest::IsolationForest::from_json(&forest.to_string());
+    assert!(
+        version >= 1 && forest.is_ok(),
+        "model {version}: {forest:?}"
+    );
 
     let messages = read_all(&s, &anomalies_topic).await;
     assert_eq!(messages.len(), 1, "{messages:?}");

@@ -164,7 +164,7 @@ impl TopicSource {
                     count += 1;
                     *read.messages.entry(parts[i].id).or_default() += 1;
                     progress(count, total);
-                    match serde_json::from_slice::<Event>(m.payload().unwrap_or_default()) {
+                    match Event::from_json(m.payload().unwrap_or_default()) {
                         Ok(e) => {
                             parts[i].head = Some((e, m.offset()));
                             break;
