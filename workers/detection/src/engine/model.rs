@@ -16,7 +16,8 @@
 //!   storm).
 //!
 //! Both: the **range guard** flags a window whatever the threshold when a value lies beyond
-//! the range of every value learnt so far by more than `range_tolerance` of that range and its
+//! the range of every value learnt so far (widened by `range_widening` of each excess it
+//! flags) by more than `range_tolerance` of that range and its
 //! deviation reaches `z_guard` scales (once `guard_min_windows` are in the history), since the
 //! forest groups values beyond its training range with the maximum. It scores 1
 //! (RobustForest) or `max(s, z/(z+3))` (IsolationForest). Within the range only the model
@@ -115,6 +116,9 @@ pub struct KeyModel {
     deviation: Option<Deviation>,
     likelihood: Likelihood,
     range: Option<(Vec<f64>, Vec<f64>)>,
+    /// Lowest and highest values of the run of range-guarded windows under way; the range
+    /// widens toward them when the run ends.
+    guarded_run: Option<(Vec<f64>, Vec<f64>)>,
     version: u64,
     since_train: usize,
     last_vector: Vec<f64>,
@@ -145,6 +149,7 @@ impl KeyModel {
             deviation: None,
             likelihood: Likelihood::new(cfg.likelihood),
             range: None,
+            guarded_run: None,
             version: 0,
             since_train: 0,
             last_vector: Vec::new(),
@@ -471,6 +476,24 @@ impl KeyModel {
         })
     }
 
+    /// Extends the run of range-guarded windows by `x` when `guarded` (a guarded window the
+    /// model does not learn), else ends it: the range widens by `range_widening` toward the
+    /// run's extremes, after the run, so a sustained excursion stays guarded throughout.
+    fn note_guarded_run(&mut self, x: &[f64], guarded: bool) {
+        if guarded {
+            let (lo, hi) = self
+                .guarded_run
+                .get_or_insert_with(|| (x.to_vec(), x.to_vec()));
+            crate::engine::range::widen_toward(lo, hi, x, 1.0);
+        } else if let Some((run_lo, run_hi)) = self.guarded_run.take()
+            && let Some((lo, hi)) = self.range.as_mut()
+        {
+            let share = self.cfg.range_widening;
+            crate::engine::range::widen_toward(lo, hi, &run_lo, share);
+            crate::engine::range::widen_toward(lo, hi, &run_hi, share);
+        }
+    }
+
     /// Observes one window's base values at `ts` (window start); `floor_ok` records whether a
     /// flag on it would pass the floors (for threshold derivation).
     pub fn observe(&mut self, ts: i64, x: &[f64], floor_ok: bool) -> Result<Step, DetectionError> {
@@ -560,6 +583,7 @@ impl KeyModel {
                 );
                 let adapted = recurs
                     || (self.cfg.adapt_after > 0 && self.excluded_run > self.cfg.adapt_after);
+                self.note_guarded_run(x, range.is_some() && !adapted);
                 if !flagged || adapted {
                     self.learn(ts, x, ctx);
                 }

@@ -50,6 +50,10 @@ fn default_recurrence_days() -> usize {
     crate::engine::recurrence::DEFAULT_DAYS
 }
 
+fn default_range_widening() -> f64 {
+    crate::engine::range::DEFAULT_WIDENING
+}
+
 fn default_weekly_after() -> i64 {
     WEEKLY_AFTER_MS
 }
@@ -99,6 +103,11 @@ pub struct ModelConfig {
     /// Range guard: how far beyond the range seen a value must lie, as a fraction of that
     /// range (0 = guard off).
     pub range_tolerance: f64,
+    /// Range guard: the share of a guarded value's excess over the range seen that the range
+    /// then takes in, so bursts that keep setting records page for the first of a size, not
+    /// for every later one of that size (0 = never: a repeat of the same burst pages again).
+    #[serde(default = "default_range_widening")]
+    pub range_widening: f64,
     /// Windows seen before the range guard is active.
     pub guard_min_windows: usize,
     /// Range guard: the robust z an out-of-range value must also reach.
@@ -173,6 +182,7 @@ impl ModelConfig {
                 WEEKLY_AFTER_MS
             },
             range_tolerance: 0.1,
+            range_widening: crate::engine::range::DEFAULT_WIDENING,
             guard_min_windows: 288,
             z_guard: 3.0,
             guard_tail: None,
@@ -204,6 +214,9 @@ impl ModelConfig {
         }
         if self.min_scales.len() != dims {
             return bad("one minimum scale per feature");
+        }
+        if !(0.0..=1.0).contains(&self.range_widening) {
+            return bad("range widening must be in [0, 1]");
         }
         Ok(())
     }
