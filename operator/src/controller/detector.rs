@@ -20,14 +20,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The kind, for metrics and logs.
 pub const KIND: &str = "Detector";
-/// Requeue interval while not ready.
-const NOT_READY_REQUEUE: Duration = Duration::from_secs(15);
-/// Requeue interval when ready.
-const READY_REQUEUE: Duration = Duration::from_secs(300);
 
 /// What the operator owns in a Detector's status.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -148,20 +144,17 @@ pub async fn reconcile(
         ),
         replicas,
     };
-    super::status::write_if_changed::<Detector, _>(
+    super::status::finish::<Detector, _>(
         &ctx,
-        &key,
-        &owner.namespace,
-        &owner.name,
-        &stored,
-        &status,
+        super::status::Ending {
+            kind: KIND,
+            key: &key,
+            owner: &owner,
+            stored: &stored,
+            status: &status,
+            started,
+            ready: is_ready,
+        },
     )
-    .await?;
-    ctx.succeeded(&key);
-    ctx.metrics.reconciled(KIND, started.elapsed());
-    Ok(Action::requeue(if is_ready {
-        READY_REQUEUE
-    } else {
-        NOT_READY_REQUEUE
-    }))
+    .await
 }

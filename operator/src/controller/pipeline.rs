@@ -26,14 +26,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The kind, for metrics and logs.
 pub const KIND: &str = "AnomalyPipeline";
-/// Requeue interval while something is not ready yet.
-const NOT_READY_REQUEUE: Duration = Duration::from_secs(15);
-/// Requeue interval when everything is ready (topic drift, report hook re-check).
-const READY_REQUEUE: Duration = Duration::from_secs(300);
 
 /// Reconcile one pipeline.
 pub async fn reconcile(
@@ -148,23 +144,21 @@ pub async fn reconcile(
         }),
         detectors: Some(counts),
     };
-    super::status::write_if_changed::<AnomalyPipeline, _>(
+    let action = super::status::finish::<AnomalyPipeline, _>(
         &ctx,
-        &key,
-        &owner.namespace,
-        &owner.name,
-        &stored,
-        &status,
+        super::status::Ending {
+            kind: KIND,
+            key: &key,
+            owner: &owner,
+            stored: &stored,
+            status: &status,
+            started,
+            ready: is_ready,
+        },
     )
     .await?;
     ctx.metrics.pipeline_ready(&key, Some(is_ready));
-    ctx.succeeded(&key);
-    ctx.metrics.reconciled(KIND, started.elapsed());
-    Ok(Action::requeue(if is_ready {
-        READY_REQUEUE
-    } else {
-        NOT_READY_REQUEUE
-    }))
+    Ok(action)
 }
 
 /// Add the topics finalizer for `deletionPolicy: Delete`, remove it for `Retain`.

@@ -1,6 +1,7 @@
-//! The one status writer of both controllers: server-side apply of the status subresource with
-//! the operator's field manager, only when it differs from the stored status (timestamps aside),
-//! remembered for the term so the next reconcile compares against it.
+//! The one ending of both controllers' reconciles: the status written by server-side apply of
+//! the status subresource with the operator's field manager, only when it differs from the
+//! stored status (timestamps aside), remembered for the term so the next reconcile compares
+//! against it; then the success recorded and the next check scheduled.
 
 use super::memo::StoredStatus;
 use super::{Context, ReconcileError};
@@ -12,9 +13,75 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+use crate::builders::Owner;
+use kube::runtime::controller::Action;
+
+/// Requeue interval while something is not ready yet.
+const NOT_READY_REQUEUE: Duration = Duration::from_secs(15);
+/// Requeue interval when everything is ready (topic drift, report hook re-check).
+const READY_REQUEUE: Duration = Duration::from_secs(300);
+
+/// A namespaced custom resource whose status the operator writes.
+pub trait StatusOwner:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned
+{
+}
+
+impl<K> StatusOwner for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+{
+}
+
+/// A reconcile whose status is decided.
+pub struct Ending<'a, S> {
+    /// The kind, for metrics.
+    pub kind: &'static str,
+    /// The object's cache key.
+    pub key: &'a str,
+    /// The object.
+    pub owner: &'a Owner,
+    /// Its status as last stored.
+    pub stored: &'a StoredStatus,
+    /// The status decided now.
+    pub status: &'a S,
+    /// When the reconcile started.
+    pub started: Instant,
+    /// Whether the object is Ready.
+    pub ready: bool,
+}
+
+/// Writes the status if it changed, records the success and its duration, and requeues soon
+/// while not Ready, rarely once Ready.
+pub async fn finish<K, S>(ctx: &Context, end: Ending<'_, S>) -> Result<Action, ReconcileError>
+where
+    K: StatusOwner,
+    S: Serialize,
+{
+    write_if_changed::<K, S>(
+        ctx,
+        end.key,
+        &end.owner.namespace,
+        &end.owner.name,
+        end.stored,
+        end.status,
+    )
+    .await?;
+    ctx.succeeded(end.key);
+    ctx.metrics.reconciled(end.kind, end.started.elapsed());
+    Ok(Action::requeue(if end.ready {
+        READY_REQUEUE
+    } else {
+        NOT_READY_REQUEUE
+    }))
+}
 
 /// Write `status` to object `name` of kind `K` (known as `key`) unless `stored` already says it.
-pub async fn write_if_changed<K, S>(
+async fn write_if_changed<K, S>(
     ctx: &Context,
     key: &str,
     namespace: &str,
@@ -23,10 +90,7 @@ pub async fn write_if_changed<K, S>(
     status: &S,
 ) -> Result<(), ReconcileError>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
+    K: StatusOwner,
     S: Serialize,
 {
     let wanted = serde_json::to_value(status).unwrap_or_default();
