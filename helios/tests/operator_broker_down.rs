@@ -1,7 +1,7 @@
 //! `deletionPolicy: Delete` with the Kafka broker stopped: the topic finalizer retries a bounded
 //! number of times, gives up with a Warning Event, and neither the pipeline nor its namespace is
-//! wedged. Alone in its test binary because it stops the stack's broker (cargo runs test
-//! binaries one after another, so no other suite sees the outage).
+//! wedged. Alone in its test binary because it stops the stack's broker, and marked
+//! `helios-test-lane: exclusive` so `e2e/tools/test_lanes.py` runs it while no other suite runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,6 +1,8 @@
 //! No loss across a broker restart under load: numbered events are sent while the real broker
 //! is stopped (until ingest refuses a batch, so the outage is always observed) and started
-//! again; afterwards every event that got a 2xx is in the topic exactly once. This test stops the shared broker, so it lives alone in its own test binary.
+//! again; afterwards every event that got a 2xx is in the topic exactly once. This test stops
+//! the shared broker, so it lives alone in its own test binary, marked
+//! `helios-test-lane: exclusive` so `e2e/tools/test_lanes.py` runs it while no other suite runs.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure with a message
 
