@@ -6,7 +6,9 @@
 
 CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
 CARGO_LAMBDA_HOME="$HELIOS_CACHE/cargo-lambda-$CARGO_LAMBDA_VERSION"
-LAMBDA_FUNCTIONS=(echo helios-report)
+# Test binaries run side by side (e2e/tools/test_lanes.py), so each that serves a function has
+# its own: an invoke is handed to whichever runtime polls the function.
+LAMBDA_FUNCTIONS=(echo helios-report helios-report-detect helios-report-suite)
 
 lambda_install() {
   [[ -x "$CARGO_LAMBDA_HOME/bin/cargo-lambda" ]] && return 0

@@ -1,5 +1,5 @@
 //! Detector → report hook, with the real binaries on the real stack: `helios report` serves the
-//! Lambda emulator's `helios-report` function, `helios detect` reads a latency spike from Kafka,
+//! Lambda emulator's `helios-report-detect` function (its own: suites run side by side), `helios detect` reads a latency spike from Kafka,
 //! stores the anomaly in PostgreSQL, invokes the hook, and the report lands in MinIO with its
 //! URI stored on the anomaly row.
 
@@ -77,11 +77,11 @@ async fn a_detected_spike_is_reported_to_s3() {
         .env(
             "AWS_LAMBDA_RUNTIME_API",
             format!(
-                "http://{}/helios-report",
+                "http://{}/helios-report-detect",
                 env.get("LAMBDA_RUNTIME_API_BASE").unwrap()
             ),
         )
-        .env("AWS_LAMBDA_FUNCTION_NAME", "helios-report")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "helios-report-detect")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("HELIOS_REPORT_S3_ENDPOINT", env.get("S3_ENDPOINT").unwrap())
@@ -133,7 +133,7 @@ async fn a_detected_spike_is_reported_to_s3() {
         .env("DATABASE_URL", env.get("DATABASE_URL").unwrap())
         .env("HELIOS_DETECT_LISTEN", format!("127.0.0.1:{port}"))
         .env("HELIOS_DETECT_IDLE_CLOSE", "2s")
-        .env("HELIOS_REPORT_FUNCTION", "helios-report")
+        .env("HELIOS_REPORT_FUNCTION", "helios-report-detect")
         .env(
             "HELIOS_LAMBDA_ENDPOINT",
             env.get("LAMBDA_ENDPOINT").unwrap(),

@@ -637,16 +637,19 @@ async fn an_operator_killed_mid_reconcile_is_replaced_without_duplicates() {
         &ns,
         &detector_yaml("latency", name, 1, "event_count, p99_latency"),
     );
-    // SIGKILL as soon as the first reconcile has started writing children.
-    let started = poll("the first child", Duration::from_secs(30), || async {
-        match deployments.get_opt("web-ingest").await {
-            Ok(Some(_)) => Ok(()),
-            other => Err(format!("{:?}", other.map(|d| d.is_some()))),
-        }
-    })
-    .await;
-    if let Err(e) = started {
-        panic!("{e}\noperator log:\n{}", first.log());
+    // SIGKILL as soon as the first reconcile has started writing children: a watch delivers
+    // the first child's creation at once (a 500 ms poll under load could see it too late).
+    let created = kube::runtime::wait::await_condition(
+        deployments.clone(),
+        "web-ingest",
+        |d: Option<&Deployment>| d.is_some(),
+    );
+    match tokio::time::timeout(Duration::from_secs(30), created).await {
+        Ok(Ok(_)) => {}
+        other => panic!(
+            "the first child: not within 30 s ({other:?})\noperator log:\n{}",
+            first.log()
+        ),
     }
     first.kill();
     let p = pipelines.get(name).await.unwrap();

@@ -1,6 +1,7 @@
 //! The real `helios-report` bootstrap, invoked through the Lambda emulator, writing to MinIO.
 //! Needs the local stack (`e2e/stack up`); a missing stack fails the tests. Only one runtime
-//! may poll `helios-report` at a time, so these tests take a lock.
+//! may poll the suite's function (`common::FUNCTION`, used by no other suite) at a time, so
+//! these tests take a lock.
 
 mod common;
 

@@ -12,7 +12,9 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-pub const FUNCTION: &str = "helios-report";
+/// The emulated function this suite serves and invokes; no other suite uses it, because
+/// suites run side by side and an invoke goes to whichever runtime polls the function.
+pub const FUNCTION: &str = "helios-report-suite";
 
 /// The running stack, or a panic naming the command that starts it.
 pub fn stack() -> StackEnv {
