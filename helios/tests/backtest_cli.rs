@@ -14,7 +14,8 @@ mod schedules;
 use schedules::{
     HELD_OUT, HELD_OUT_2, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5, HELD_OUT_6, HELD_OUT_7, HELD_OUT_8,
     HELD_OUT_9, HELD_OUT_10, HELD_OUT_11, HELD_OUT_12, HELD_OUT_13, HELD_OUT_14, HELD_OUT_15,
-    HELD_OUT_16, HELD_OUT_17, HELD_OUT_18, HELD_OUT_19, Schedule, TUNING,
+    HELD_OUT_16, HELD_OUT_17, HELD_OUT_18, HELD_OUT_19, HELD_OUT_20, HELD_OUT_21, HELD_OUT_22,
+    Schedule, TUNING,
 };
 
 /// The Detector of the scenario test: three request features, 5m windows, default model.
@@ -468,10 +469,11 @@ fn pinned(
     assert!((got.3 - per_day).abs() <= 0.05, "{got:?}");
 }
 
-// Quality pins of the default Detector, measured 2026-12-06 evening with the drop guard in
-// Poisson units, its record free of windows the core flagged and its limit carried over the
-// switch to the weekly profile (development split: TUNING, HELD_OUT … HELD_OUT_16; held-out:
-// HELD_OUT_17 … HELD_OUT_19, fixed before the carried limit and judged once, see the fixtures).
+// Quality pins of the default Detector, measured 2026-12-07 with the alert budget's empirical
+// bound (the guards' fires not counted against it, kept when the history allows no whole
+// alert) over the drop guard in Poisson units (development split: TUNING, HELD_OUT …
+// HELD_OUT_19; held-out: HELD_OUT_20 … HELD_OUT_22, fixed before the bound and judged once,
+// see the fixtures).
 // The creeps (a 4-hour ramp) are the incidents slower than 2 windows everywhere. Each pin is
 // its own test, so they run in parallel and fail by name.
 
@@ -492,16 +494,16 @@ macro_rules! pin {
 pin! {
     /// Tuning schedule: 13/13 caught, 11 within 2 windows, 0.10 false alerts per key per day.
     default_detector_on_the_tuning_fourteen_days_is_pinned: TUNING, (13, 13), 10..=12, 0.1;
-    /// First held-out schedule (development): 10/10, 9 within 2, 0.07 per key per day.
-    default_detector_on_the_held_out_fourteen_days_is_pinned: HELD_OUT, (10, 10), 8..=10, 0.07;
-    /// Second (development): 10/10, 9 within 2, 0.07.
-    default_detector_on_the_second_held_out_fourteen_days_is_pinned: HELD_OUT_2, (10, 10), 8..=10, 0.07;
-    /// Third (development): 10/10, 9 within 2, 0.07.
-    default_detector_on_the_third_held_out_fourteen_days_is_pinned: HELD_OUT_3, (10, 10), 8..=10, 0.07;
-    /// Fourth (development): 10/10, 9 within 2, 0.06.
-    default_detector_on_the_fourth_held_out_fourteen_days_is_pinned: HELD_OUT_4, (10, 10), 8..=10, 0.06;
-    /// Fifth (development): 10/10, 9 within 2, 0.14.
-    default_detector_on_the_fifth_held_out_fourteen_days_is_pinned: HELD_OUT_5, (10, 10), 8..=10, 0.14;
+    /// First held-out schedule (development): 10/10, 9 within 2, 0.06 per key per day.
+    default_detector_on_the_held_out_fourteen_days_is_pinned: HELD_OUT, (10, 10), 8..=10, 0.06;
+    /// Second (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_second_held_out_fourteen_days_is_pinned: HELD_OUT_2, (10, 10), 8..=10, 0.06;
+    /// Third (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_third_held_out_fourteen_days_is_pinned: HELD_OUT_3, (10, 10), 8..=10, 0.06;
+    /// Fourth (development): 10/10, 9 within 2, 0.04.
+    default_detector_on_the_fourth_held_out_fourteen_days_is_pinned: HELD_OUT_4, (10, 10), 8..=10, 0.04;
+    /// Fifth (development): 10/10, 9 within 2, 0.09.
+    default_detector_on_the_fifth_held_out_fourteen_days_is_pinned: HELD_OUT_5, (10, 10), 8..=10, 0.09;
     /// Sixth (development): 10/10, 9 within 2, 0.07.
     default_detector_on_the_sixth_held_out_fourteen_days_is_pinned: HELD_OUT_6, (10, 10), 8..=10, 0.07;
     /// Seventh (development): 10/10, 9 within 2, 0.06.
@@ -518,16 +520,16 @@ pin! {
     default_detector_on_the_eleventh_held_out_fourteen_days_is_pinned: HELD_OUT_11, (10, 10), 8..=10, 0.04;
     /// Twelfth (development): 10/10, 9 within 2, 0.06.
     default_detector_on_the_twelfth_held_out_fourteen_days_is_pinned: HELD_OUT_12, (10, 10), 8..=10, 0.06;
-    /// Thirteenth (development): 10/10, 9 within 2, 0.07.
-    default_detector_on_the_thirteenth_held_out_fourteen_days_is_pinned: HELD_OUT_13, (10, 10), 8..=10, 0.07;
+    /// Thirteenth (development): 10/10, 9 within 2, 0.04.
+    default_detector_on_the_thirteenth_held_out_fourteen_days_is_pinned: HELD_OUT_13, (10, 10), 8..=10, 0.04;
     /// Fourteenth (judged on the Poisson-unit drop guard, then development): 10/10, 8 within 2
     /// (the search latency spike at 05:00 on the first Saturday in 3 windows), 0.09.
     default_detector_on_the_fourteenth_held_out_fourteen_days_is_pinned: HELD_OUT_14, (10, 10), 7..=9, 0.09;
     /// Fifteenth (as the fourteenth): 9/10 — the notify latency spike at 08:00 on day 3 is
-    /// missed —, 8 within 2, 0.07.
-    default_detector_on_the_fifteenth_held_out_fourteen_days_is_pinned: HELD_OUT_15, (9, 10), 7..=9, 0.07;
-    /// Sixteenth (judged on the Poisson-unit drop guard): 10/10, 9 within 2, 0.10.
-    default_detector_on_the_sixteenth_held_out_fourteen_days_is_pinned: HELD_OUT_16, (10, 10), 8..=10, 0.1;
+    /// missed —, 8 within 2, 0.04.
+    default_detector_on_the_fifteenth_held_out_fourteen_days_is_pinned: HELD_OUT_15, (9, 10), 7..=9, 0.04;
+    /// Sixteenth (judged on the Poisson-unit drop guard): 10/10, 9 within 2, 0.07.
+    default_detector_on_the_sixteenth_held_out_fourteen_days_is_pinned: HELD_OUT_16, (10, 10), 8..=10, 0.07;
     /// Seventeenth (held out, judged once): 10/10, 9 within 2, 0.11.
     default_detector_on_the_seventeenth_held_out_fourteen_days_is_pinned: HELD_OUT_17, (10, 10), 8..=10, 0.11;
     /// Eighteenth (held out, judged once): 9/10 — the checkout creep from 02:00 on day 3 is
@@ -535,4 +537,13 @@ pin! {
     default_detector_on_the_eighteenth_held_out_fourteen_days_is_pinned: HELD_OUT_18, (9, 10), 8..=10, 0.04;
     /// Nineteenth (held out, judged once): 10/10, 9 within 2, 0.04.
     default_detector_on_the_nineteenth_held_out_fourteen_days_is_pinned: HELD_OUT_19, (10, 10), 8..=10, 0.04;
+    /// Twentieth (held out, judged once on the budget's empirical bound): 10/10, 9 within 2,
+    /// 0.04.
+    default_detector_on_the_twentieth_held_out_fourteen_days_is_pinned: HELD_OUT_20, (10, 10), 8..=10, 0.04;
+    /// Twenty-first (as the twentieth): 9/10 — the notify creep from 11:00 on day 7 is missed
+    /// —, 9 within 2, 0.07.
+    default_detector_on_the_twenty_first_held_out_fourteen_days_is_pinned: HELD_OUT_21, (9, 10), 8..=10, 0.07;
+    /// Twenty-second (as the twentieth): 9/10 — the notify error burst at 05:00 on the last
+    /// day is missed —, 8 within 2, 0.06.
+    default_detector_on_the_twenty_second_held_out_fourteen_days_is_pinned: HELD_OUT_22, (9, 10), 7..=9, 0.06;
 }

@@ -116,12 +116,14 @@ fn budget(
     candidates.sort_by(f64::total_cmp);
     candidates.dedup();
     // Fires are monotone non-increasing in the threshold: binary search the lowest candidate
-    // whose replay stays within the allowance.
+    // whose replay stays within the allowance. The guards' own fires happen at any threshold,
+    // so only the fires the threshold adds to them are counted against it.
     let fires = |t: f64| policy.replay_fires(recent, t).len();
+    let forced_only = fires(f64::INFINITY);
     let (mut lo, mut hi) = (0usize, candidates.len());
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if fires(candidates[mid]) <= allowed {
+        if fires(candidates[mid]).saturating_sub(forced_only) <= allowed {
             hi = mid;
         } else {
             lo = mid + 1;
@@ -134,13 +136,13 @@ fn budget(
         .max(min_threshold);
     let windows_per_week = WEEK_MS as f64 / hop;
     let tail = tail_quantile(&candidates_unsorted(recent), aim / windows_per_week);
-    // With less than a week scored no alert at all is allowed empirically, which would make
-    // the single highest score the threshold: extrapolate the tail instead.
-    let t = match (allowed, tail) {
-        (0, Some(tail)) => tail,
-        (_, tail) => empirical.max(tail.unwrap_or(min_threshold)),
-    }
-    .clamp(min_threshold, MAX_THRESHOLD);
+    // The history must stay within the allowance and the tail's extrapolation: while the
+    // history is too short for a whole alert (allowed 0) the threshold is above every score
+    // that did not come from a guard, so a daily hot spot the tail's fit misses no longer
+    // pages every day.
+    let t = empirical
+        .max(tail.unwrap_or(min_threshold))
+        .clamp(min_threshold, MAX_THRESHOLD);
     ThresholdDecision {
         value: t,
         reason: format!(
@@ -270,6 +272,62 @@ mod tests {
         );
         assert_eq!(few.value, CALIBRATING_THRESHOLD);
         assert!(few.reason.contains("calibrating"), "{}", few.reason);
+    }
+
+    #[test]
+    fn a_daily_hot_spot_the_tail_misses_does_not_page_from_a_week_of_history() {
+        // A week of uniform(0, 0.3) scores with one window a day at 0.55–0.61: the tail fitted
+        // to the top 10 % extrapolates below 0.5, and with less than two weeks no whole alert
+        // is allowed, so the threshold must clear every one of them.
+        let mut w = windows(2016, 4);
+        for day in 0..7 {
+            w[day * 288 + 276].score = 0.55 + 0.01 * day as f64;
+        }
+        let p = policy(1, 900_000);
+        let d = decide(
+            ThresholdRule::Budget {
+                false_alerts_per_week: 1.0,
+            },
+            &w,
+            &p,
+            300_000,
+            0.5,
+        );
+        assert!(d.value >= 0.61, "{}", d.reason);
+        assert_eq!(p.replay_fires(&w, d.value).len(), 0, "{}", d.reason);
+    }
+
+    #[test]
+    fn guard_fires_do_not_spend_the_threshold_s_allowance() {
+        // Two weeks (one alert allowed at half of 1/week) with five bumps at 0.70–0.78, once
+        // without and once with three windows a guard forced: the threshold lets the highest
+        // bump through either way (before, the forced fires used up the allowance and the
+        // threshold fell to the tail's 0.4, letting all five page).
+        let mut w = windows(4032, 6);
+        for (k, i) in [400, 1200, 2000, 2800, 3600].into_iter().enumerate() {
+            w[i].score = 0.70 + 0.02 * k as f64;
+        }
+        let p = policy(1, 900_000);
+        let rule = ThresholdRule::Budget {
+            false_alerts_per_week: 1.0,
+        };
+        let clean = decide(rule, &w, &p, 300_000, 0.0);
+        for i in [500, 1500, 3000] {
+            w[i].forced = true;
+            w[i].score = 1.0;
+        }
+        let guarded = decide(rule, &w, &p, 300_000, 0.0);
+        assert_eq!(
+            clean.value, guarded.value,
+            "{} / {}",
+            clean.reason, guarded.reason
+        );
+        assert_eq!(
+            p.replay_fires(&w, guarded.value).len(),
+            3 + 1,
+            "{}",
+            guarded.reason
+        );
     }
 
     #[test]
