@@ -1,10 +1,11 @@
 //! How a detector turns scores into "anomalous": an explicit threshold, a contamination
 //! quantile, or — the default — an **alert budget**: the lowest threshold at which the key's
 //! recently scored windows would have raised at most [`BUDGET_AIM`] × `false_alerts_per_week`
-//! alerts per week after the alert policy (consecutive windows, cooldown, floors), and never below the tail
-//! extrapolation of those scores (peaks over threshold, an exponential tail fitted to the top
-//! 10 %) at the per-window rate the budget allows. Scores are out-of-sample: each was computed
-//! by a model that had not seen its window.
+//! alerts per week after the alert policy (consecutive windows, cooldown, floors) on top of
+//! what the guards flag at any threshold (rounded down: a history too short for one whole
+//! alert allows none), and never below the tail extrapolation of those scores (peaks over
+//! threshold, an exponential tail fitted to the top 10 %) at the per-window rate the budget
+//! allows. Scores are out-of-sample: each was computed by a model that had not seen its window.
 
 use serde::{Deserialize, Serialize};
 
