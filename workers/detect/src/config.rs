@@ -108,6 +108,7 @@ impl DetectorConfig {
             core.hop_ms,
             &core.model,
             Some(n),
+            helios_detection::engine::guard_alerts_per_week(core.rule),
         ));
     }
 

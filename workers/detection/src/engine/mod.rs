@@ -37,9 +37,25 @@ use model::{KeyModel, ModelConfig, Step, base_name};
 use seasonal::Period;
 use threshold::{ThresholdDecision, ThresholdRule, decide};
 
-/// How often per key and week the range guard may flag healthy traffic on its own: each
-/// feature's guard z is calibrated to this share of the key's windows.
+/// How often per key and week the range guard may flag healthy traffic on its own when the
+/// Detector states no alert budget (an explicit threshold or contamination): each feature's
+/// guard z is calibrated to this share of the key's windows.
 pub const GUARD_ALERTS_PER_WEEK: f64 = 1.0;
+
+/// How often per key and week the guards (range, drop, errors) may each flag healthy traffic
+/// on their own: the Detector's stated alert budget, so a Detector asking for fewer pages
+/// gets quieter guards too (the default budget of 1 gives [`GUARD_ALERTS_PER_WEEK`]);
+/// without a budget, [`GUARD_ALERTS_PER_WEEK`].
+pub fn guard_alerts_per_week(rule: ThresholdRule) -> f64 {
+    match rule {
+        ThresholdRule::Budget {
+            false_alerts_per_week,
+        } if false_alerts_per_week > 0.0 && false_alerts_per_week.is_finite() => {
+            false_alerts_per_week
+        }
+        _ => GUARD_ALERTS_PER_WEEK,
+    }
+}
 
 /// Everything a detector core needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +141,7 @@ impl DetectorCore {
                 cfg.hop_ms,
                 &cfg.model,
                 None,
+                guard_alerts_per_week(cfg.rule),
             ));
         }
         if let Some(g) = cfg.model.guard_tail.as_ref().map(|g| g.rate) {

@@ -38,18 +38,24 @@ pub struct GuardTail {
 
 impl GuardTail {
     /// The calibration of `features` for windows `hop_ms` apart: the guard may flag about
-    /// [`GUARD_ALERTS_PER_WEEK`](crate::engine::GUARD_ALERTS_PER_WEEK) windows per key and
-    /// week on its own, split over the features; a calibrated feature waits `wait` scored
-    /// windows, or by default a week of them (at most `history`, at least
-    /// `guard_min_windows`).
-    pub fn new(features: &[String], hop_ms: i64, model: &ModelConfig, wait: Option<usize>) -> Self {
+    /// `alerts_per_week` windows per key and week on its own (see
+    /// [`guard_alerts_per_week`](crate::engine::guard_alerts_per_week)), split over the
+    /// features; a calibrated feature waits `wait` scored windows, or by default a week of
+    /// them (at most `history`, at least `guard_min_windows`).
+    pub fn new(
+        features: &[String],
+        hop_ms: i64,
+        model: &ModelConfig,
+        wait: Option<usize>,
+        alerts_per_week: f64,
+    ) -> Self {
         let windows_per_week = crate::engine::seasonal::WEEK_MS as f64 / hop_ms.max(1) as f64;
         let dims = features.len().max(1) as f64;
         let week = (windows_per_week.ceil() as usize)
             .min(model.history)
             .max(model.guard_min_windows);
         Self {
-            rate: crate::engine::GUARD_ALERTS_PER_WEEK / windows_per_week / dims,
+            rate: alerts_per_week / windows_per_week / dims,
             min_windows: wait.unwrap_or(week),
             features: features
                 .iter()
@@ -112,6 +118,7 @@ mod tests {
             300_000,
             &ModelConfig::defaults(Algorithm::RobustForest, &f),
             None,
+            crate::engine::GUARD_ALERTS_PER_WEEK,
         );
         assert_eq!(g.features, [true, true, false]);
         assert!(g.any());
@@ -125,6 +132,37 @@ mod tests {
     }
 
     #[test]
+    fn the_guards_rate_follows_the_stated_alert_budget() {
+        use crate::engine::threshold::ThresholdRule;
+        use crate::engine::{GUARD_ALERTS_PER_WEEK, guard_alerts_per_week};
+        let budget = |w| ThresholdRule::Budget {
+            false_alerts_per_week: w,
+        };
+        assert_eq!(guard_alerts_per_week(budget(0.25)), 0.25);
+        assert_eq!(guard_alerts_per_week(budget(3.0)), 3.0);
+        assert_eq!(
+            guard_alerts_per_week(ThresholdRule::Score(0.7)),
+            GUARD_ALERTS_PER_WEEK
+        );
+        assert_eq!(
+            guard_alerts_per_week(ThresholdRule::Contamination(0.01)),
+            GUARD_ALERTS_PER_WEEK
+        );
+        let f = ["event_count", "p99_latency"].map(String::from);
+        let model = ModelConfig::defaults(Algorithm::RobustForest, &f);
+        let quiet = GuardTail::new(&f, 300_000, &model, None, 0.25);
+        let loud = GuardTail::new(&f, 300_000, &model, None, 3.0);
+        assert!(
+            (quiet.rate - 0.25 / 2016.0 / 2.0).abs() < 1e-12,
+            "{}",
+            quiet.rate
+        );
+        // A lower rate extrapolates the same deviations further: a higher guard z.
+        let devs = || (0..500).map(|i| f64::from(i % 50) * 0.1);
+        assert!(quiet.guard_z(0, devs(), 1.0, 3.0) > loud.guard_z(0, devs(), 1.0, 3.0));
+    }
+
+    #[test]
     fn a_calibrated_z_is_beyond_every_recent_deviation_and_never_below_the_fixed_one() {
         let f = ["p99_latency"].map(String::from);
         let g = GuardTail::new(
@@ -132,6 +170,7 @@ mod tests {
             300_000,
             &ModelConfig::defaults(Algorithm::RobustForest, &f),
             None,
+            crate::engine::GUARD_ALERTS_PER_WEEK,
         );
         // Deviations 0..=99 in scales of 2: beyond the largest (49.5 scales).
         let z = g.guard_z(0, (0..100).map(f64::from), 2.0, 3.0);
