@@ -628,7 +628,15 @@ async fn an_operator_killed_mid_reconcile_is_replaced_without_duplicates() {
     let pipelines: Api<AnomalyPipeline> = Api::namespaced(client.clone(), &ns.name);
     let detectors: Api<Detector> = Api::namespaced(client.clone(), &ns.name);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    let mut first = start_operator_as(&env, &ns.name, "first");
+    // SIGKILL as soon as the first reconcile has started writing children. The watch for the
+    // first child runs before the operator starts, and the operator starts only once every
+    // object is applied, so neither a slow `kubectl apply` nor a late watch lets the reconcile
+    // finish before the kill (both happened with three test binaries running side by side).
+    let created = tokio::spawn(kube::runtime::wait::await_condition(
+        deployments.clone(),
+        "web-ingest",
+        |d: Option<&Deployment>| d.is_some(),
+    ));
     let name = "web";
     apply(&kubectl, &ns, &token_secret(name));
     apply(&kubectl, &ns, &pipeline_yaml(name, &env, "Retain"));
@@ -637,15 +645,9 @@ async fn an_operator_killed_mid_reconcile_is_replaced_without_duplicates() {
         &ns,
         &detector_yaml("latency", name, 1, "event_count, p99_latency"),
     );
-    // SIGKILL as soon as the first reconcile has started writing children: a watch delivers
-    // the first child's creation at once (a 500 ms poll under load could see it too late).
-    let created = kube::runtime::wait::await_condition(
-        deployments.clone(),
-        "web-ingest",
-        |d: Option<&Deployment>| d.is_some(),
-    );
+    let mut first = start_operator_as(&env, &ns.name, "first");
     match tokio::time::timeout(Duration::from_secs(30), created).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(Ok(_))) => {}
         other => panic!(
             "the first child: not within 30 s ({other:?})\noperator log:\n{}",
             first.log()
