@@ -48,11 +48,10 @@ pub const GUARD_ALERTS_PER_WEEK: f64 = 1.0;
 /// without a budget, [`GUARD_ALERTS_PER_WEEK`].
 pub fn guard_alerts_per_week(rule: ThresholdRule) -> f64 {
     match rule {
+        // A budget that is not positive and finite is refused by `DetectorCore::new`.
         ThresholdRule::Budget {
             false_alerts_per_week,
-        } if false_alerts_per_week > 0.0 && false_alerts_per_week.is_finite() => {
-            false_alerts_per_week
-        }
+        } => false_alerts_per_week,
         _ => GUARD_ALERTS_PER_WEEK,
     }
 }

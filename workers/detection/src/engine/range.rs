@@ -98,6 +98,7 @@ impl GuardTail {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::model::Algorithm;
 
     #[test]
     fn a_guarded_value_widens_the_range_by_its_share() {
@@ -108,7 +109,6 @@ mod tests {
         widen_toward(&mut lo, &mut hi, &[30.0], 0.0);
         assert_eq!(hi, vec![10.0], "share 0 learns nothing");
     }
-    use crate::engine::model::Algorithm;
 
     #[test]
     fn request_features_calibrate_and_gauges_keep_the_fixed_z() {
