@@ -237,6 +237,20 @@ fn the_windows_export_holds_every_reported_window() {
             && w["values"]["error_rate"].as_f64().is_some_and(|e| e > 0.2)),
         "{burst:?}"
     );
+    // What flagged a window is named, and only flagged windows name one.
+    for w in &lines {
+        match w["guard"].as_str() {
+            Some(g) => assert!(
+                w["anomalous"] == true && ["range", "drop", "errors"].contains(&g),
+                "{w}"
+            ),
+            None => assert!(w["guard"].is_null(), "{w}"),
+        }
+    }
+    assert!(
+        burst.iter().any(|w| w["guard"] == "errors"),
+        "the error burst is flagged by the errors guard: {burst:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

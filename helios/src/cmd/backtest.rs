@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use helios_detect::config::DetectorConfig;
 use helios_detect::pipeline::{Closing, Ingested, Pipeline};
 use helios_detection::alert::Severity;
+use helios_detection::engine::Guard;
 use helios_detection::engine::model::base_name;
 use helios_detection::event::{Event, parse_rfc3339_ms};
 use helios_detection::explain::FeatureContribution;
@@ -102,7 +103,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     labels: Option<PathBuf>,
     /// Also write every reported window to this file, one JSON object per line: key, start,
-    /// end, score, anomalous, drivers, feature values (and `incident` with --labels).
+    /// end, score, anomalous, drivers, the guard that flagged it (`range`, `drop`, `errors` or
+    /// null), feature values (and `incident` with --labels).
     #[arg(long, value_name = "FILE")]
     windows: Option<PathBuf>,
     /// Range guard: also flag a window when a feature's robust z reaches this (0 = off), as
@@ -381,6 +383,8 @@ struct AlertRow {
     alert: Alert,
     severity: Severity,
     score: f64,
+    /// The guard that flagged the firing window (`None`: the threshold).
+    guard: Option<Guard>,
     top: Vec<FeatureContribution>,
 }
 
@@ -656,6 +660,7 @@ impl Replay {
                     score: w.window.score,
                     anomalous: predicted,
                     drivers: &w.window.drivers,
+                    guard: w.guard,
                     values: windows::values(&self.feature_names, &w.window.values),
                     incident: positive,
                 })?;
@@ -678,6 +683,7 @@ impl Replay {
                 },
                 severity: f.alert.severity,
                 score: f.alert.score,
+                guard: f.guard,
                 top: top_features(&f.alert.drivers, &f.explanation.contributions),
             });
         }

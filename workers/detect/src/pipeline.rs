@@ -15,7 +15,7 @@ use std::time::Instant;
 use helios_detection::DetectionError;
 use helios_detection::alert::{Alert, Transition};
 use helios_detection::engine::seasonal::Period;
-use helios_detection::engine::{DetectorCore, StoredVerdict};
+use helios_detection::engine::{DetectorCore, Guard, StoredVerdict};
 use helios_detection::event::Event;
 use helios_detection::explain::Explanation;
 use helios_detection::features::{FeatureAccumulator, Observation};
@@ -80,6 +80,8 @@ pub struct WindowResult {
     pub window: StoredWindow,
     /// Model version that scored it (0 while warming up).
     pub model_version: u64,
+    /// The guard that flagged it whatever the threshold (`None`: the threshold, or not flagged).
+    pub guard: Option<Guard>,
 }
 
 /// A new alert episode.
@@ -95,6 +97,8 @@ pub struct FiredAnomaly {
     pub values: Vec<f64>,
     /// Model version that scored the firing window.
     pub model_version: u64,
+    /// The guard that flagged the firing window (`None`: its score passed the threshold).
+    pub guard: Option<Guard>,
 }
 
 /// An alert episode that ended.
@@ -370,6 +374,7 @@ impl Pipeline {
                         fired_window_start_ms: start_ms,
                         values: window.values.clone(),
                         model_version,
+                        guard: verdict.guard,
                     });
                 }
             }
@@ -405,6 +410,7 @@ impl Pipeline {
             key: key.to_string(),
             window,
             model_version,
+            guard: verdict.guard,
         });
         out.score_seconds.push(started.elapsed().as_secs_f64());
         Ok(())

@@ -568,6 +568,7 @@ mod tests {
                 drivers,
             },
             model_version: 1,
+            guard: None,
         }
     }
 

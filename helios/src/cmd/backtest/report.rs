@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use helios_detect::records::{severity_name, ts};
 use helios_detect::status::rfc3339;
+use helios_detection::engine::Guard;
 use helios_traffic::score::{Scorecard, Scorer};
 
 use super::{DAY_MS, Replay};
@@ -111,12 +112,12 @@ impl Replay {
         let scorer = self.scorer();
         let _ = writeln!(
             out,
-            "| fired | episode start | key | severity | score | top features{} |",
+            "| fired | episode start | key | severity | score | flagged by | top features{} |",
             if scorer.is_some() { " | incident" } else { "" }
         );
         let _ = writeln!(
             out,
-            "|---|---|---|---|---|---|{}",
+            "|---|---|---|---|---|---|---|{}",
             if scorer.is_some() { "---|" } else { "" }
         );
         for row in &self.alerts {
@@ -128,12 +129,13 @@ impl Replay {
                 .collect();
             let _ = write!(
                 out,
-                "| {} | {} | {} | {} | {:.3} | {} |",
+                "| {} | {} | {} | {} | {:.3} | {} | {} |",
                 time(a.fired_end_ms),
                 time(a.start_ms),
                 a.key,
                 severity_name(row.severity),
                 row.score,
+                flagged_by(row.guard),
                 top.join(", ")
             );
             if let Some(scorer) = &scorer {
@@ -241,6 +243,11 @@ pub(super) fn human(n: u64) -> String {
         1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
         _ => format!("{:.1}M", n as f64 / 1e6),
     }
+}
+
+/// What flagged an alert's firing window: its score, or a guard whatever the threshold.
+fn flagged_by(guard: Option<Guard>) -> String {
+    guard.map_or_else(|| "threshold".into(), |g| format!("{} guard", g.as_str()))
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use helios_detection::engine::Guard;
+
 use super::Error;
 
 /// One window of the export.
@@ -23,6 +25,8 @@ pub struct WindowLine<'a> {
     pub anomalous: bool,
     /// The features that drove the flag, most responsible first.
     pub drivers: &'a [String],
+    /// The guard that flagged it whatever the threshold.
+    pub guard: Option<Guard>,
     /// The window's feature values, by feature name.
     pub values: serde_json::Map<String, serde_json::Value>,
     /// With `--labels`: whether the window overlaps an incident of its key.
@@ -39,6 +43,7 @@ impl WindowLine<'_> {
             "score": self.score,
             "anomalous": self.anomalous,
             "drivers": self.drivers,
+            "guard": self.guard.map(Guard::as_str),
             "values": self.values,
         });
         if let (Some(incident), Some(map)) = (self.incident, v.as_object_mut()) {

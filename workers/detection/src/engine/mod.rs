@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::DetectionError;
 use crate::alert::{AlertPolicy, AlertState, Transition, WindowVerdict};
 use crate::explain::Explanation;
+pub use model::Guard;
 use model::{KeyModel, ModelConfig, Step, base_name};
 use seasonal::Period;
 use threshold::{ThresholdDecision, ThresholdRule, decide};
@@ -80,6 +81,8 @@ pub struct Verdict {
     pub anomalous: bool,
     /// A guard flagged it whatever the threshold.
     pub forced: bool,
+    /// Which guard flagged it.
+    pub guard: Option<Guard>,
     /// Threshold in force for this key (`None` while warming up).
     pub threshold: Option<f64>,
     /// Model version that scored it (0 while warming up).
@@ -282,8 +285,10 @@ impl DetectorCore {
             .map(|t| t.value);
         let step = self.step(key, start_ms, values)?;
         let m = self.keys.get(key);
-        let (score, anomalous, forced, model_version, warmup, max_z) = match step {
-            Step::WarmingUp { seen, needed } => (None, false, false, 0, Some((seen, needed)), None),
+        let (score, anomalous, forced, model_version, warmup, max_z) = match &step {
+            Step::WarmingUp { seen, needed } => {
+                (None, false, false, 0, Some((*seen, *needed)), None)
+            }
             Step::Scored(s) => {
                 let t = threshold.unwrap_or(threshold::CALIBRATING_THRESHOLD);
                 let anomalous = s.forced || crate::alert::exceeds(s.score, t);
@@ -320,6 +325,10 @@ impl DetectorCore {
             score,
             anomalous,
             forced,
+            guard: match step {
+                Step::Scored(s) => s.guard,
+                Step::WarmingUp { .. } => None,
+            },
             threshold: if warmup.is_some() { None } else { threshold },
             model_version,
             explanation,

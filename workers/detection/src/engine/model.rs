@@ -83,10 +83,34 @@ pub struct KeyScore {
     pub score: f64,
     /// A guard flagged the window (anomalous whatever the threshold).
     pub forced: bool,
+    /// Which guard flagged it.
+    pub guard: Option<Guard>,
     /// Largest robust z of a base feature's deviation and that feature's index.
     pub max_z: (f64, usize),
     /// Model version that scored it.
     pub model_version: u64,
+}
+
+/// The guard that flagged a window whatever the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// A value beyond every value seen and far from its baseline ([`crate::engine::range`]).
+    Range,
+    /// A sustained, sudden fall of the request count ([`crate::engine::drop`]).
+    Drop,
+    /// A burst of errors beyond the key's record ([`crate::engine::errors`]).
+    Errors,
+}
+
+impl Guard {
+    /// Stable name, as in `helios backtest` output (`range`, `drop`, `errors`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Range => "range",
+            Self::Drop => "drop",
+            Self::Errors => "errors",
+        }
+    }
 }
 
 /// What one observation did.
@@ -545,7 +569,11 @@ impl KeyModel {
                     let slot = expected.get(g.errors).copied().unwrap_or(0.0);
                     self.errors.check(g, x, slot).then_some(g.errors)
                 });
-                let guard = range.or(dropped).or(errored);
+                let fired = range
+                    .map(|j| (Guard::Range, j))
+                    .or(dropped.map(|j| (Guard::Drop, j)))
+                    .or(errored.map(|j| (Guard::Errors, j)));
+                let guard = fired.map(|(_, j)| j);
                 let forced = guard.is_some();
                 let score = match self.cfg.algorithm {
                     Algorithm::IsolationForest if forced => s.max(max_z.0 / (max_z.0 + 3.0)),
@@ -617,6 +645,7 @@ impl KeyModel {
                 Step::Scored(KeyScore {
                     score,
                     forced,
+                    guard: fired.map(|(g, _)| g),
                     max_z,
                     model_version: version,
                 })
