@@ -363,14 +363,20 @@ fn helm_template_defaults_render_a_hardened_operator_with_cluster_rbac() {
         );
     }
 
-    // Without worker identities, no ServiceAccount/Role management; one replica has no PDB.
+    // Without worker identities, ServiceAccounts/Roles/RoleBindings may only be listed and
+    // deleted (what an install with them left behind); one replica has no PDB.
     let docs = render(
         &env,
         &["--set", "rbac.workerIdentities=false,replicaCount=1"],
     );
     let role = must(&docs, "ClusterRole", "rel-helios");
-    assert!(verbs(role, "", "serviceaccounts").is_empty());
-    assert!(verbs(role, "rbac.authorization.k8s.io", "rolebindings").is_empty());
+    for (group, kind) in [
+        ("", "serviceaccounts"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+    ] {
+        assert_eq!(verbs(role, group, kind), ["delete", "list"], "{kind}");
+    }
     assert!(find(&docs, "PodDisruptionBudget", "rel-helios").is_none());
 }
 

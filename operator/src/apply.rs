@@ -1,8 +1,12 @@
 //! The one child applier of both controllers: server-side apply with one field manager and no
 //! read before it (what changed is derived from the answer and the newest known metadata of the
 //! child: the shared metadata cache, or this term's last answer when the watch is behind), and
-//! orphan deletion by owner uid across every child kind, found in the cache rather than listed.
+//! orphan deletion by owner uid across every child kind, found in the cache rather than listed
+//! (kinds the operator does not watch, like the worker identities while they are off, are
+//! listed by label once per term instead).
 
+use crate::builders::Owner;
+use crate::controller::memo::EVERY_OWNER;
 use crate::controller::{Context, ReconcileError};
 use crate::naming::MANAGER;
 use k8s_openapi::NamespaceResourceScope;
@@ -10,7 +14,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -216,25 +220,25 @@ pub struct Applier<'a> {
     ctx: &'a Context,
     caches: &'a ChildCaches,
     owner_key: &'a str,
-    owner_uid: &'a str,
+    owner: &'a Owner,
     kept: Vec<(&'static str, String)>,
     /// What changed: kind, name, change.
     pub changes: Vec<(&'static str, String, Change)>,
 }
 
 impl<'a> Applier<'a> {
-    /// An applier for the owner known as `owner_key` with uid `owner_uid`.
+    /// An applier for `owner`, known as `owner_key`.
     pub fn new(
         ctx: &'a Context,
         caches: &'a ChildCaches,
         owner_key: &'a str,
-        owner_uid: &'a str,
+        owner: &'a Owner,
     ) -> Self {
         Self {
             ctx,
             caches,
             owner_key,
-            owner_uid,
+            owner,
             kept: Vec::new(),
             changes: Vec::new(),
         }
@@ -318,23 +322,24 @@ impl<'a> Applier<'a> {
         Ok(object)
     }
 
-    /// Delete the cached children of kind `K` controlled by the owner that this applier did not
-    /// apply.
+    /// Delete the children of kind `K` controlled by the owner that this applier did not apply:
+    /// found in the cache, or (a kind the operator does not watch) listed once per term.
     pub async fn delete_orphans<K: Child>(&mut self) -> Result<(), ReconcileError> {
-        let Some(store) = K::cache(self.caches) else {
-            return Ok(());
-        };
-        let orphans = store.state_filter(|m| {
-            m.owner_references()
+        let memo = &self.ctx.memo;
+        let orphans = match K::cache(self.caches) {
+            Some(store) => store
+                .state_filter(|m| self.is_orphan::<K>(&m.metadata))
                 .iter()
-                .any(|o| o.uid == self.owner_uid && o.controller == Some(true))
-                && !self
-                    .kept
-                    .iter()
-                    .any(|(kind, name)| *kind == K::KIND && *name == m.name_any())
-        });
+                .map(|m| m.metadata.clone())
+                .collect(),
+            None if memo.swept(self.owner_key, K::KIND) || memo.swept(EVERY_OWNER, K::KIND) => {
+                return Ok(());
+            }
+            None => self.listed_orphans::<K>().await?,
+        };
         for orphan in orphans {
-            let (namespace, name) = (orphan.namespace().unwrap_or_default(), orphan.name_any());
+            let namespace = orphan.namespace.unwrap_or_default();
+            let name = orphan.name.unwrap_or_default();
             let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &namespace);
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => self.changes.push((K::KIND, name, Change::Deleted)),
@@ -342,7 +347,58 @@ impl<'a> Applier<'a> {
                 Err(e) => return Err(ReconcileError::OrphanCleanupFailed(e)),
             }
         }
+        if K::cache(self.caches).is_none() {
+            // Nothing recreates an unwatched kind: one sweep per term is enough.
+            memo.did_sweep(self.owner_key, K::KIND);
+        }
         Ok(())
+    }
+
+    /// Whether `meta` is controlled by the owner and was not applied by this applier.
+    fn is_orphan<K: Child>(&self, meta: &ObjectMeta) -> bool {
+        let name = meta.name.as_deref().unwrap_or_default();
+        meta.owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == self.owner.reference.uid && o.controller == Some(true))
+            && !self
+                .kept
+                .iter()
+                .any(|(kind, kept)| *kind == K::KIND && kept == name)
+    }
+
+    /// The orphans of a kind without a cache, listed (metadata only) by the managed-by and
+    /// instance labels every child carries; none, for every owner this term, when the operator
+    /// may not list the kind (its RBAC leaves the kind out, so it cannot delete them either).
+    async fn listed_orphans<K: Child>(&self) -> Result<Vec<ObjectMeta>, ReconcileError> {
+        let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
+        let selector = format!(
+            "{},app.kubernetes.io/instance={}",
+            crate::controller::cache::MANAGED_SELECTOR,
+            self.owner.name
+        );
+        match api
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(list) => Ok(list
+                .items
+                .into_iter()
+                .map(|m| m.metadata)
+                .filter(|m| self.is_orphan::<K>(m))
+                .collect()),
+            Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => {
+                // Not for any owner this term: once, not once per owner.
+                tracing::warn!(
+                    kind = K::KIND,
+                    code = s.code,
+                    "cannot list this kind of child: leftovers of it (if any) are not deleted"
+                );
+                self.ctx.memo.did_sweep(EVERY_OWNER, K::KIND);
+                Ok(Vec::new())
+            }
+            Err(e) => Err(ReconcileError::OrphanCleanupFailed(e)),
+        }
     }
 }
 

@@ -89,8 +89,7 @@ pub async fn reconcile(
             let children =
                 build::build_with(&detector, &pipeline, &ctx.image, &ctx.worker_identity)?;
             // The pods' identity first, so the StatefulSet's pods find it.
-            let uid = owner.reference.uid.clone();
-            let mut applier = Applier::new(&ctx, &caches.children, &key, &uid);
+            let mut applier = Applier::new(&ctx, &caches.children, &key, &owner);
             if children.per_detector_identity {
                 applier.ensure(&children.service_account).await?;
                 applier.ensure(&children.role).await?;
@@ -100,6 +99,8 @@ pub async fn reconcile(
             applier.ensure(&children.service).await?;
             applier.delete_orphans::<StatefulSet>().await?;
             applier.delete_orphans::<Service>().await?;
+            // With worker identities off these kinds are not watched: the applier lists them once
+            // per term, so what a run with identities on created does not stay behind.
             applier.delete_orphans::<ServiceAccount>().await?;
             applier.delete_orphans::<Role>().await?;
             applier.delete_orphans::<RoleBinding>().await?;

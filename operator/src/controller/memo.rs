@@ -1,12 +1,13 @@
 //! What this replica last wrote and probed, per object, for the current leadership term: the
 //! status it wrote (so a reconcile that runs before the watch delivered that write neither resets
 //! `lastTransitionTime` nor writes the same status again, without a GET) and the external probes
-//! (Kafka topics, report hook) it ran, reused until a TTL passes or the generation changes.
+//! (Kafka topics, report hook) it ran, reused until a TTL passes or the generation changes; and
+//! which unwatched child kinds it already swept for orphans.
 
 use crate::apply::Version;
 use crate::conditions::{Cond, Status};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,11 @@ pub struct Memo {
     written: Mutex<HashMap<String, Written>>,
     probes: Mutex<HashMap<String, Probed>>,
     children: Mutex<HashMap<String, HashMap<String, Version>>>,
+    swept: Mutex<HashMap<String, HashSet<&'static str>>>,
 }
+
+/// The owner key of a sweep that holds for every owner (the kind may not be listed this term).
+pub const EVERY_OWNER: &str = "*";
 
 /// A resourceVersion as a number (the API server's are etcd revisions; anything else is "unknown").
 fn revision(rv: Option<&str>) -> Option<u64> {
@@ -150,8 +155,25 @@ impl Memo {
         }
     }
 
+    /// Whether the unwatched child kind `kind` of `owner_key` was swept for orphans this term.
+    pub fn swept(&self, owner_key: &str, kind: &str) -> bool {
+        self.swept
+            .lock()
+            .is_ok_and(|m| m.get(owner_key).is_some_and(|kinds| kinds.contains(kind)))
+    }
+
+    /// Remember that the unwatched child kind `kind` of `owner_key` was swept for orphans.
+    pub fn did_sweep(&self, owner_key: &str, kind: &'static str) {
+        if let Ok(mut m) = self.swept.lock() {
+            m.entry(owner_key.to_string()).or_default().insert(kind);
+        }
+    }
+
     /// Drop everything about `key` (the object is gone).
     pub fn forget(&self, key: &str) {
+        if let Ok(mut m) = self.swept.lock() {
+            m.remove(key);
+        }
         if let Ok(mut m) = self.children.lock() {
             m.remove(key);
         }
@@ -165,6 +187,9 @@ impl Memo {
 
     /// Keep only the keys for which `alive` holds (after a re-list, deletions arrive as absences).
     pub fn retain(&self, alive: impl Fn(&str) -> bool) {
+        if let Ok(mut m) = self.swept.lock() {
+            m.retain(|k, _| alive(k));
+        }
         if let Ok(mut m) = self.children.lock() {
             m.retain(|k, _| alive(k));
         }
@@ -241,7 +266,11 @@ mod tests {
         memo.saw_child("P/ns/b", "ConfigMap/ns/b", version);
         assert_eq!(memo.child("P/ns/b", "ConfigMap/ns/b"), Some(version));
         memo.probed("P/ns/b", Some(1), t0, ok_probe());
+        memo.did_sweep("P/ns/b", "Role");
+        assert!(memo.swept("P/ns/b", "Role"));
+        assert!(!memo.swept("P/ns/b", "RoleBinding"));
         memo.retain(|k| k != "P/ns/b");
+        assert!(!memo.swept("P/ns/b", "Role"));
         assert_eq!(memo.probe("P/ns/b", Some(1), t0), None);
         assert_eq!(memo.child("P/ns/b", "ConfigMap/ns/b"), None);
     }

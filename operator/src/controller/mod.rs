@@ -11,8 +11,14 @@
 
 pub mod cache;
 pub mod detector;
+#[cfg(test)]
+mod detector_tests;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod memo;
 pub mod pipeline;
+#[cfg(test)]
+mod pipeline_tests;
 pub mod status;
 mod term;
 

@@ -51,8 +51,7 @@ pub async fn reconcile(
     // Children of the ingestion workload, then whatever it no longer has.
     let children = ingest::build(&pipeline, &ctx.image)?;
     let caches = ctx.caches()?;
-    let uid = owner.reference.uid.clone();
-    let mut applier = Applier::new(&ctx, &caches.children, &key, &uid);
+    let mut applier = Applier::new(&ctx, &caches.children, &key, &owner);
     applier.ensure(&children.config_map).await?;
     let deployment = applier.apply(&children.deployment).await?;
     applier.ensure(&children.service).await?;

@@ -1,0 +1,374 @@
+//! Reconcile tests of the Detector controller against a scripted API server (see `fixtures`).
+
+use super::detector::reconcile;
+use super::fixtures::{Kit, Step, child_meta, stored};
+use crate::builders::detector::WorkerIdentity;
+use crate::builders::fixtures::{detector, pipeline};
+use helios_crds::Detector;
+use http::{Method, StatusCode};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const NS: &str = "/namespaces/team-a";
+const DETECTOR_UID: &str = "2222-bbbb";
+
+fn path(group: &str, resource: &str, name: &str) -> String {
+    format!("{group}{NS}/{resource}/{name}")
+}
+
+fn sts() -> String {
+    path("/apis/apps/v1", "statefulsets", "auth-errors-detect")
+}
+fn service() -> String {
+    path("/api/v1", "services", "auth-errors-detect")
+}
+fn service_account() -> String {
+    path("/api/v1", "serviceaccounts", "auth-errors-detect")
+}
+fn role() -> String {
+    path(
+        "/apis/rbac.authorization.k8s.io/v1",
+        "roles",
+        "auth-errors-detect",
+    )
+}
+fn role_binding() -> String {
+    path(
+        "/apis/rbac.authorization.k8s.io/v1",
+        "rolebindings",
+        "auth-errors-detect",
+    )
+}
+fn status() -> String {
+    path(
+        "/apis/helios.dev/v1alpha1",
+        "detectors",
+        "auth-errors/status",
+    )
+}
+
+/// The detector at generation 4, resourceVersion 10.
+fn the_detector() -> Detector {
+    stored(detector(), DETECTOR_UID, 4, 10)
+}
+
+fn identities(on: bool) -> WorkerIdentity {
+    WorkerIdentity {
+        per_detector: on,
+        ..WorkerIdentity::default()
+    }
+}
+
+/// A kit whose caches hold the detector's pipeline.
+fn kit_with_pipeline(identities_on: bool) -> Kit {
+    let mut kit = Kit::new(identities(identities_on));
+    kit.cache_pipeline(&stored(pipeline(), "1111-aaaa", 3, 5));
+    kit
+}
+
+fn status_step(d: &Detector) -> Step {
+    Step::apply_status(
+        status(),
+        serde_json::to_value(d).expect("a detector serializes"),
+    )
+}
+
+/// The StatefulSet apply, answered with a StatefulSet whose two pods are ready.
+fn sts_ready_step() -> Step {
+    Step::apply(sts()).answer_with(|body, rv| {
+        let mut obj = super::fixtures::echo(body, rv);
+        obj["status"] = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2});
+        (StatusCode::OK, obj)
+    })
+}
+
+fn ready(status_body: &Value) -> &Value {
+    let conditions = status_body["status"]["conditions"]
+        .as_array()
+        .expect("the status has conditions");
+    assert_eq!(conditions.len(), 1, "the operator owns only Ready");
+    &conditions[0]
+}
+
+#[tokio::test]
+async fn a_detector_whose_pipeline_is_missing_reports_pipeline_not_found() {
+    let mut kit = Kit::new(identities(true));
+    let d = the_detector();
+    let (result, log) = kit
+        .run(
+            vec![status_step(&d)],
+            reconcile(Arc::new(d), kit.ctx.clone()),
+        )
+        .await;
+
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(log.calls(), vec![format!("PATCH {}", status())]);
+    let body = log.bodies(&Method::PATCH, &status())[0];
+    let cond = ready(body);
+    assert_eq!(cond["status"], "False");
+    assert_eq!(cond["reason"], "PipelineNotFound");
+    assert_eq!(body["status"]["observedGeneration"], 4);
+    assert_eq!(body["status"]["replicas"], 0);
+    assert_eq!(log.event_reasons(), vec!["PipelineNotFound"]);
+}
+
+#[tokio::test]
+async fn a_detector_with_its_pipeline_applies_identity_workload_and_service_then_its_status() {
+    let mut kit = kit_with_pipeline(true);
+    let d = the_detector();
+    let steps = vec![
+        Step::apply(service_account()),
+        Step::apply(role()),
+        Step::apply(role_binding()),
+        sts_ready_step(),
+        Step::apply(service()),
+        status_step(&d),
+    ];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    let applied = log.bodies(&Method::PATCH, &sts())[0];
+    assert_eq!(applied["kind"], "StatefulSet");
+    assert_eq!(
+        applied["metadata"]["ownerReferences"][0]["uid"],
+        DETECTOR_UID
+    );
+    assert_eq!(
+        applied["spec"]["template"]["spec"]["serviceAccountName"],
+        "auth-errors-detect"
+    );
+    let body = log.bodies(&Method::PATCH, &status())[0];
+    assert_eq!(body["status"]["observedGeneration"], 4);
+    assert_eq!(body["status"]["replicas"], 2);
+    assert_eq!(ready(body)["status"], "True");
+    assert_eq!(
+        log.event_reasons(),
+        vec!["Created"; 5],
+        "one Created Event per new child"
+    );
+}
+
+#[tokio::test]
+async fn a_detector_whose_status_already_says_it_writes_nothing() {
+    let mut kit = Kit::new(identities(true));
+    let mut d = the_detector();
+    // The watch delivers what a first reconcile wrote: the object is newer than that write.
+    let d0 = d.clone();
+    let (_, first) = kit
+        .run(
+            vec![status_step(&d0)],
+            reconcile(Arc::new(d0), kit.ctx.clone()),
+        )
+        .await;
+    first.assert_followed();
+    let written = first.bodies(&Method::PATCH, &status())[0]["status"].clone();
+    d.status = Some(serde_json::from_value(written).expect("the written status parses"));
+    d.metadata.resource_version = Some("500".into());
+
+    let (result, log) = kit
+        .run(vec![], reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        log.requests.is_empty(),
+        "no status write, no repeated Warning"
+    );
+}
+
+#[tokio::test]
+async fn switched_off_worker_identities_leave_no_service_account_role_or_binding_behind() {
+    let mut kit = kit_with_pipeline(false);
+    let d = the_detector();
+    let mine = |name: &str| child_meta("team-a", name, ("Detector", DETECTOR_UID), "auth-errors");
+    let foreign = child_meta(
+        "team-a",
+        "other-detect",
+        ("Detector", "9999"),
+        "auth-errors",
+    );
+    let listed = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dhelios-operator%2Capp.kubernetes.io%2Finstance%3Dauth-errors";
+    let steps = vec![
+        Step::apply(sts()),
+        Step::apply(service()),
+        Step::list_metadata(
+            format!("/api/v1{NS}/serviceaccounts"),
+            vec![mine("auth-errors-detect"), foreign],
+        )
+        .query(listed),
+        Step::delete(service_account()),
+        Step::list_metadata(
+            format!("/apis/rbac.authorization.k8s.io/v1{NS}/roles"),
+            vec![mine("auth-errors-detect")],
+        ),
+        Step::delete(role()),
+        Step::list_metadata(
+            format!("/apis/rbac.authorization.k8s.io/v1{NS}/rolebindings"),
+            vec![],
+        ),
+        status_step(&d),
+    ];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d.clone()), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    let applied = log.bodies(&Method::PATCH, &sts())[0];
+    assert_eq!(
+        applied["spec"]["template"]["spec"]["automountServiceAccountToken"],
+        false
+    );
+
+    // Nothing recreates them: the next reconcile of this term does not list again.
+    let steps = vec![Step::apply(sts()), Step::apply(service())];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn identity_kinds_the_operator_may_not_list_are_skipped_for_every_detector_of_the_term() {
+    let mut kit = kit_with_pipeline(false);
+    let d = the_detector();
+    let forbidden = |path: String| Step::new(Method::GET, path).fail(403, "Forbidden");
+    let steps = vec![
+        Step::apply(sts()),
+        Step::apply(service()),
+        forbidden(format!("/api/v1{NS}/serviceaccounts")),
+        forbidden(format!("/apis/rbac.authorization.k8s.io/v1{NS}/roles")),
+        forbidden(format!(
+            "/apis/rbac.authorization.k8s.io/v1{NS}/rolebindings"
+        )),
+        status_step(&d),
+    ];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+
+    // Another detector in the same term: no more forbidden lists.
+    let mut other = stored(detector(), "3333-cccc", 1, 11);
+    other.metadata.name = Some("latency".into());
+    let steps = vec![
+        Step::apply(path("/apis/apps/v1", "statefulsets", "latency-detect")),
+        Step::apply(path("/api/v1", "services", "latency-detect")),
+        Step::apply_status(
+            path("/apis/helios.dev/v1alpha1", "detectors", "latency/status"),
+            serde_json::to_value(&other).expect("a detector serializes"),
+        ),
+    ];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(other), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_cached_child_the_detector_no_longer_renders_is_deleted_and_others_are_kept() {
+    let mut kit = kit_with_pipeline(true);
+    let d = the_detector();
+    let old = "auth-errors-old-detect";
+    kit.cache_child::<StatefulSet>(child_meta(
+        "team-a",
+        old,
+        ("Detector", DETECTOR_UID),
+        "auth-errors",
+    ));
+    kit.cache_child::<ServiceAccount>(child_meta(
+        "team-a",
+        "someone-else",
+        ("Detector", "9999"),
+        "someone-else",
+    ));
+    let steps = vec![
+        Step::apply(service_account()),
+        Step::apply(role()),
+        Step::apply(role_binding()),
+        Step::apply(sts()),
+        Step::apply(service()),
+        Step::delete(path("/apis/apps/v1", "statefulsets", old)),
+        status_step(&d),
+    ];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(log.event_reasons().contains(&"Deleted".to_string()));
+}
+
+#[tokio::test]
+async fn a_failed_apply_is_an_apply_failed_error() {
+    for code in [500, 409] {
+        let mut kit = kit_with_pipeline(false);
+        let d = the_detector();
+        let steps = vec![Step::apply(sts()).fail(code, "Scripted")];
+        let (result, log) = kit
+            .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
+            .await;
+        log.assert_followed();
+        let err = result.expect_err("the apply failed");
+        assert_eq!(err.reason(), "ApplyFailed", "{code}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_status_write_is_a_status_write_failed_error() {
+    let mut kit = Kit::new(identities(true));
+    let steps = vec![Step::apply(status()).fail(409, "Conflict")];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(the_detector()), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    let err = result.expect_err("the status write failed");
+    assert_eq!(err.reason(), "StatusWriteFailed");
+}
+
+#[tokio::test]
+async fn a_failed_orphan_delete_is_an_orphan_cleanup_failed_error() {
+    let mut kit = kit_with_pipeline(false);
+    let old = "auth-errors-old-detect";
+    kit.cache_child::<StatefulSet>(child_meta(
+        "team-a",
+        old,
+        ("Detector", DETECTOR_UID),
+        "auth-errors",
+    ));
+    let steps = vec![
+        Step::apply(sts()),
+        Step::apply(service()),
+        Step::delete(path("/apis/apps/v1", "statefulsets", old)).fail(500, "InternalError"),
+    ];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(the_detector()), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    let err = result.expect_err("the delete failed");
+    assert_eq!(err.reason(), "OrphanCleanupFailed");
+}
+
+#[tokio::test]
+async fn a_detector_being_deleted_makes_no_request() {
+    let mut kit = kit_with_pipeline(true);
+    let mut d = the_detector();
+    d.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    ));
+    let (result, log) = kit
+        .run(vec![], reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(log.requests.is_empty());
+}
