@@ -109,13 +109,24 @@ pub fn build(pipeline: &AnomalyPipeline, image: &str) -> Result<IngestChildren, 
     let owner = Owner::of(pipeline)?;
     let topics = naming::topic_names(&owner.namespace, &owner.name);
     let config = render_config(&owner, pipeline, &topics)?;
+    build_rendered(&owner, pipeline, &topics, &config, image)
+}
+
+/// Build every child of a pipeline from its already validated `config` (see [`render_config`]).
+pub fn build_rendered(
+    owner: &Owner,
+    pipeline: &AnomalyPipeline,
+    topics: &TopicNames,
+    config: &RenderedConfig,
+    image: &str,
+) -> Result<IngestChildren, BuildError> {
     let config_json =
-        serde_json::to_string_pretty(&config).map_err(|e| BuildError::Render(e.to_string()))?;
+        serde_json::to_string_pretty(config).map_err(|e| BuildError::Render(e.to_string()))?;
     let config_hash = format!("{:08x}", naming::fnv32(&config_json));
-    let config_map = config_map(&owner, config_json);
-    let deployment = deployment(&owner, pipeline, &topics, &config, &config_hash, image);
-    let service = service(&owner);
-    let pdb = (desired_replicas(pipeline) >= 2).then(|| pdb(&owner));
+    let config_map = config_map(owner, config_json);
+    let deployment = deployment(owner, pipeline, topics, config, &config_hash, image);
+    let service = service(owner);
+    let pdb = (desired_replicas(pipeline) >= 2).then(|| pdb(owner));
     Ok(IngestChildren {
         config_map,
         deployment,

@@ -1,16 +1,19 @@
-//! Reconcile a `Detector`: find its pipeline → ServiceAccount, Role and RoleBinding of the
-//! worker, StatefulSet and headless Service (server-side apply) → `Ready`,
-//! `observedGeneration` and `replicas` in the status. The runtime conditions
-//! (`ModelTrained`, `DataFlowing`, `AnomalyActive`) and `lastAnomaly` are written by the
-//! detector worker under its own field manager; this reconciler never touches them.
+//! Reconcile a `Detector` in stages: dereference (deletion, its pipeline from the cache) →
+//! validate (the pipeline exists and is not being deleted) → build (pure: worker identity,
+//! StatefulSet, headless Service) → apply (children and orphans, server-side) → status (`Ready`,
+//! `observedGeneration`, `replicas`). The runtime conditions (`ModelTrained`, `DataFlowing`,
+//! `AnomalyActive`) and `lastAnomaly` are written by the detector worker under its own field
+//! manager; this reconciler never touches them.
 
+use super::cache::Caches;
 use super::{Context, ReconcileError, changed_failures, publish_changes};
 use crate::apply::Applier;
-use crate::builders::{self, detector as build};
+use crate::builders::Owner;
+use crate::builders::detector::{self as build, DetectorChildren};
 use crate::conditions::{self, Cond};
 use crate::health::{self, Rollout};
-use helios_crds::Detector;
 use helios_crds::conditions::READY;
+use helios_crds::{AnomalyPipeline, Detector};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -52,81 +55,161 @@ fn owned_part(detector: &Detector) -> Option<OwnedStatus> {
     })
 }
 
-/// Reconcile one detector.
+/// Reconcile one detector, one stage after the other.
 pub async fn reconcile(
     detector: Arc<Detector>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    if detector.meta().deletion_timestamp.is_some() {
+    let Some(target) = dereference(&detector, &ctx)? else {
         // Children go with the owner references; nothing external to clean up.
         return Ok(Action::await_change());
-    }
-    let owner = builders::Owner::of(detector.as_ref())?;
-    let key = super::cache::key_of(KIND, detector.as_ref());
-    let pipeline_name = &detector.spec.pipeline_ref.name;
-    let caches = ctx.caches()?;
-    let pipeline = caches.pipeline(&owner.namespace, pipeline_name);
-
-    let (ready, replicas) = match pipeline {
-        None => (
-            Cond::fail(
-                READY,
-                "PipelineNotFound",
-                format!("AnomalyPipeline {pipeline_name} does not exist in this namespace"),
-            ),
-            0,
-        ),
-        Some(p) if p.meta().deletion_timestamp.is_some() => (
-            Cond::fail(
-                READY,
-                "PipelineDeleting",
-                format!("AnomalyPipeline {pipeline_name} is being deleted"),
-            ),
-            0,
-        ),
-        Some(pipeline) => {
-            let children =
-                build::build_with(&detector, &pipeline, &ctx.image, &ctx.worker_identity)?;
-            // The pods' identity first, so the StatefulSet's pods find it.
-            let mut applier = Applier::new(&ctx, &caches.children, &key, &owner);
-            if children.per_detector_identity {
-                applier.ensure(&children.service_account).await?;
-                applier.ensure(&children.role).await?;
-                applier.ensure(&children.role_binding).await?;
-            }
-            let sts = applier.apply(&children.stateful_set).await?;
-            applier.ensure(&children.service).await?;
-            applier.delete_orphans::<StatefulSet>().await?;
-            applier.delete_orphans::<Service>().await?;
-            // With worker identities off these kinds are not watched: the applier lists them once
-            // per term, so what a run with identities on created does not stay behind.
-            applier.delete_orphans::<ServiceAccount>().await?;
-            applier.delete_orphans::<Role>().await?;
-            applier.delete_orphans::<RoleBinding>().await?;
-            publish_changes(&ctx, detector.as_ref(), &applier.changes).await;
-            let rollout = Rollout::of_stateful_set(&sts);
-            let desired = build::desired_replicas(&detector, &pipeline);
-            (
-                health::detector_ready(desired, Some(rollout)),
-                rollout.available,
-            )
-        }
     };
+    let outcome = match validate(&detector, target.pipeline.as_deref()) {
+        Ok(pipeline) => {
+            let children = build(&detector, pipeline, &ctx)?;
+            let sts = apply(&ctx, &detector, &target, &children).await?;
+            rolled_out(&detector, pipeline, &sts)
+        }
+        Err(not_ready) => Outcome {
+            ready: not_ready,
+            replicas: 0,
+        },
+    };
+    status(&ctx, &detector, &target, outcome, started).await
+}
 
-    let is_ready = ready.status == conditions::Status::True;
+/// A live detector as the stages after `dereference` see it.
+struct Target {
+    /// Its name, namespace and owner reference.
+    owner: Owner,
+    /// Its cache and memo key.
+    key: String,
+    /// The caches of the term (children).
+    caches: Caches,
+    /// Its pipeline, if the cache has it.
+    pipeline: Option<Arc<AnomalyPipeline>>,
+}
+
+/// What a reconcile decided for the status.
+struct Outcome {
+    /// `Ready`.
+    ready: Cond,
+    /// Available replicas of the StatefulSet.
+    replicas: i32,
+}
+
+/// The owner facts, the term's caches and the pipeline; `None` for a detector being deleted.
+fn dereference(detector: &Detector, ctx: &Context) -> Result<Option<Target>, ReconcileError> {
+    if detector.meta().deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let owner = Owner::of(detector)?;
+    let key = super::cache::key_of(KIND, detector);
+    let caches = ctx.caches()?;
+    let pipeline = caches.pipeline(&owner.namespace, &detector.spec.pipeline_ref.name);
+    Ok(Some(Target {
+        owner,
+        key,
+        caches,
+        pipeline,
+    }))
+}
+
+/// The pipeline the children are built for, or why there is none to use (a `Ready` that is
+/// False: a missing or deleted pipeline is a state to report, not a failure).
+fn validate<'p>(
+    detector: &Detector,
+    pipeline: Option<&'p AnomalyPipeline>,
+) -> Result<&'p AnomalyPipeline, Cond> {
+    let name = &detector.spec.pipeline_ref.name;
+    match pipeline {
+        None => Err(Cond::fail(
+            READY,
+            "PipelineNotFound",
+            format!("AnomalyPipeline {name} does not exist in this namespace"),
+        )),
+        Some(p) if p.meta().deletion_timestamp.is_some() => Err(Cond::fail(
+            READY,
+            "PipelineDeleting",
+            format!("AnomalyPipeline {name} is being deleted"),
+        )),
+        Some(p) => Ok(p),
+    }
+}
+
+/// The children of the detector in `pipeline` (pure).
+fn build(
+    detector: &Detector,
+    pipeline: &AnomalyPipeline,
+    ctx: &Context,
+) -> Result<DetectorChildren, ReconcileError> {
+    Ok(build::build_with(
+        detector,
+        pipeline,
+        &ctx.image,
+        &ctx.worker_identity,
+    )?)
+}
+
+/// Apply the children (the pods' identity first, so the StatefulSet's pods find it), delete the
+/// ones the detector no longer has, publish what changed; the StatefulSet as applied.
+async fn apply(
+    ctx: &Context,
+    detector: &Detector,
+    target: &Target,
+    children: &DetectorChildren,
+) -> Result<StatefulSet, ReconcileError> {
+    let mut applier = Applier::new(ctx, &target.caches.children, &target.key, &target.owner);
+    if children.per_detector_identity {
+        applier.ensure(&children.service_account).await?;
+        applier.ensure(&children.role).await?;
+        applier.ensure(&children.role_binding).await?;
+    }
+    let sts = applier.apply(&children.stateful_set).await?;
+    applier.ensure(&children.service).await?;
+    applier.delete_orphans::<StatefulSet>().await?;
+    applier.delete_orphans::<Service>().await?;
+    // With worker identities off these kinds are not watched: the applier lists them once
+    // per term, so what a run with identities on created does not stay behind.
+    applier.delete_orphans::<ServiceAccount>().await?;
+    applier.delete_orphans::<Role>().await?;
+    applier.delete_orphans::<RoleBinding>().await?;
+    publish_changes(ctx, detector, &applier.changes).await;
+    Ok(sts)
+}
+
+/// `Ready` and the replicas from the applied StatefulSet's rollout.
+fn rolled_out(detector: &Detector, pipeline: &AnomalyPipeline, sts: &StatefulSet) -> Outcome {
+    let rollout = Rollout::of_stateful_set(sts);
+    let desired = build::desired_replicas(detector, pipeline);
+    Outcome {
+        ready: health::detector_ready(desired, Some(rollout)),
+        replicas: rollout.available,
+    }
+}
+
+/// Warn once about a new failure, write the operator-owned status if it changed.
+async fn status(
+    ctx: &Context,
+    detector: &Detector,
+    target: &Target,
+    outcome: Outcome,
+    started: Instant,
+) -> Result<Action, ReconcileError> {
+    let is_ready = outcome.ready.status == conditions::Status::True;
     // The status as stored (see the pipeline reconciler).
     let stored = ctx.memo.stored(
-        &key,
+        &target.key,
         detector.resource_version().as_deref(),
-        owned_part(&detector).and_then(|s| serde_json::to_value(s).ok()),
+        owned_part(detector).and_then(|s| serde_json::to_value(s).ok()),
     );
     let previous = stored.conditions.clone();
-    let decided = [ready];
+    let decided = [outcome.ready];
     for failing in changed_failures(&decided, &previous, &[]) {
         crate::events::publish(
             &ctx.recorder,
-            detector.as_ref(),
+            detector,
             EventType::Warning,
             &failing.reason,
             "Reconcile",
@@ -143,14 +226,14 @@ pub async fn reconcile(
             generation,
             &Time(Timestamp::now()),
         ),
-        replicas,
+        replicas: outcome.replicas,
     };
     super::status::finish::<Detector, _>(
-        &ctx,
+        ctx,
         super::status::Ending {
             kind: KIND,
-            key: &key,
-            owner: &owner,
+            key: &target.key,
+            owner: &target.owner,
             stored: &stored,
             status: &status,
             started,

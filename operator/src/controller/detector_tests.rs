@@ -372,3 +372,71 @@ async fn a_detector_being_deleted_makes_no_request() {
     assert!(result.is_ok(), "{result:?}");
     assert!(log.requests.is_empty());
 }
+
+#[tokio::test]
+async fn a_detector_whose_pipeline_is_being_deleted_reports_pipeline_deleting() {
+    let mut kit = Kit::new(identities(true));
+    let mut p = stored(pipeline(), "1111-aaaa", 3, 5);
+    p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    ));
+    kit.cache_pipeline(&p);
+    let d = the_detector();
+    let (result, log) = kit
+        .run(
+            vec![status_step(&d)],
+            reconcile(Arc::new(d), kit.ctx.clone()),
+        )
+        .await;
+
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        log.calls(),
+        vec![format!("PATCH {}", status())],
+        "no child is applied"
+    );
+    let body = log.bodies(&Method::PATCH, &status())[0];
+    let cond = ready(body);
+    assert_eq!(cond["status"], "False");
+    assert_eq!(cond["reason"], "PipelineDeleting");
+    assert_eq!(body["status"]["replicas"], 0);
+    assert_eq!(log.event_reasons(), vec!["PipelineDeleting"]);
+}
+
+#[tokio::test]
+async fn a_detector_without_a_uid_fails_in_dereference_before_any_request() {
+    let mut kit = kit_with_pipeline(true);
+    let mut d = the_detector();
+    d.metadata.uid = None;
+    let (result, log) = kit
+        .run(vec![], reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    assert!(log.requests.is_empty());
+    let err = result.expect_err("an owner reference needs the uid");
+    assert_eq!(err.reason(), "InvalidSpec");
+    assert_eq!(err.stage(), super::Stage::Dereference);
+}
+
+#[tokio::test]
+async fn each_failing_stage_is_named_by_the_error() {
+    let mut kit = kit_with_pipeline(false);
+    let steps = vec![Step::apply(sts()).fail(500, "Scripted")];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(the_detector()), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    let err = result.expect_err("the apply failed");
+    assert_eq!(err.stage(), super::Stage::Apply);
+
+    let mut kit = Kit::new(identities(true));
+    let steps = vec![Step::apply(status()).fail(409, "Conflict")];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(the_detector()), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    let err = result.expect_err("the status write failed");
+    assert_eq!(err.stage(), super::Stage::Status);
+}

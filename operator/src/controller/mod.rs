@@ -1,5 +1,6 @@
-//! The two controllers (one per kind), their shared context, errors and Event helpers; one
-//! leadership term's wiring and the shared error policy are in `term`.
+//! The two controllers (one per kind, each a staged reconcile), their shared context, errors
+//! (each naming the stage that failed) and Event helpers; one leadership term's wiring and the
+//! shared error policy are in `term`.
 //!
 //! ```text
 //! AnomalyPipeline ──owns──▶ ConfigMap, Deployment, Service, PodDisruptionBudget
@@ -234,6 +235,50 @@ impl ReconcileError {
             ReconcileError::CachesNotRunning => "CachesNotRunning",
         }
     }
+
+    /// The stage of the reconcile that failed.
+    pub fn stage(&self) -> Stage {
+        match self {
+            ReconcileError::InvalidSpec(BuildError::MissingMetadata(_))
+            | ReconcileError::FinalizerUpdateFailed(_)
+            | ReconcileError::CachesNotRunning => Stage::Dereference,
+            ReconcileError::InvalidSpec(BuildError::InvalidMaxBodySize(_)) => Stage::Validate,
+            ReconcileError::InvalidSpec(BuildError::Render(_)) => Stage::Build,
+            ReconcileError::ApplyFailed { .. }
+            | ReconcileError::ReadFailed { .. }
+            | ReconcileError::OrphanCleanupFailed(_) => Stage::Apply,
+            ReconcileError::StatusWriteFailed(_) => Stage::Status,
+        }
+    }
+}
+
+/// The stages of a reconcile, in order. External systems (Kafka topics, the report hook) have
+/// no stage here: their failures are conditions, never a failed reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The object's metadata, deletion and finalizer, and what it refers to (from the caches).
+    Dereference,
+    /// The spec checked (what only a spec change can fix).
+    Validate,
+    /// The children rendered from the spec (pure).
+    Build,
+    /// The children applied and the orphans deleted.
+    Apply,
+    /// The status written.
+    Status,
+}
+
+impl Stage {
+    /// A static name for logs (`dereference`, `validate`, `build`, `apply`, `status`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Dereference => "dereference",
+            Stage::Validate => "validate",
+            Stage::Build => "build",
+            Stage::Apply => "apply",
+            Stage::Status => "status",
+        }
+    }
 }
 
 /// Delay after the `n`th consecutive failure: 5 s doubling up to 5 min.
@@ -311,6 +356,70 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_secs(10));
         assert_eq!(backoff(4), Duration::from_secs(40));
         assert_eq!(backoff(30), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn every_error_keeps_its_reason_and_names_its_stage() {
+        let api = || kube::Error::LinesCodecMaxLineLengthExceeded;
+        let cases = [
+            (
+                ReconcileError::InvalidSpec(BuildError::MissingMetadata("uid")),
+                "InvalidSpec",
+                Stage::Dereference,
+            ),
+            (
+                ReconcileError::InvalidSpec(BuildError::InvalidMaxBodySize("5Ti".into())),
+                "InvalidSpec",
+                Stage::Validate,
+            ),
+            (
+                ReconcileError::InvalidSpec(BuildError::Render("x".into())),
+                "InvalidSpec",
+                Stage::Build,
+            ),
+            (
+                ReconcileError::FinalizerUpdateFailed(api()),
+                "FinalizerUpdateFailed",
+                Stage::Dereference,
+            ),
+            (
+                ReconcileError::CachesNotRunning,
+                "CachesNotRunning",
+                Stage::Dereference,
+            ),
+            (
+                ReconcileError::ApplyFailed {
+                    kind: "ConfigMap",
+                    name: "c".into(),
+                    source: api(),
+                },
+                "ApplyFailed",
+                Stage::Apply,
+            ),
+            (
+                ReconcileError::ReadFailed {
+                    what: "Deployment",
+                    source: api(),
+                },
+                "ReadFailed",
+                Stage::Apply,
+            ),
+            (
+                ReconcileError::OrphanCleanupFailed(api()),
+                "OrphanCleanupFailed",
+                Stage::Apply,
+            ),
+            (
+                ReconcileError::StatusWriteFailed(api()),
+                "StatusWriteFailed",
+                Stage::Status,
+            ),
+        ];
+        for (error, reason, stage) in cases {
+            assert_eq!(error.reason(), reason, "{error}");
+            assert_eq!(error.stage(), stage, "{error}");
+        }
+        assert_eq!(Stage::Dereference.as_str(), "dereference");
     }
 
     #[test]

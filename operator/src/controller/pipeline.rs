@@ -1,25 +1,29 @@
-//! Reconcile an `AnomalyPipeline`: finalizer → ingestion children (server-side apply) → Kafka
-//! topics → report hook check → detector summary → status (only when it changed).
+//! Reconcile an `AnomalyPipeline` in stages: dereference (finalizer, caches) → validate (the
+//! rendered config) → build (pure: the ingestion children) → apply (children and orphans,
+//! server-side) → external (Kafka topics, report hook; a healthy probe is reused) → status
+//! (conditions, written only when it changed). One being deleted only has its topics finalized.
 
+use super::cache::Caches;
 use super::memo::PipelineProbe;
 use super::{Context, ReconcileError, changed_failures, publish_changes};
 use crate::apply::Applier;
-use crate::builders::{self, ingest};
+use crate::builders::ingest::{IngestChildren, RenderedConfig};
+use crate::builders::{self, Owner, ingest};
 use crate::conditions::{self, Cond};
 use crate::finalizer::{self, Decision, Progress};
 use crate::health::{self, Rollout};
 use crate::kafka::{TopicAdmin, TopicError, plan};
-use crate::naming::{self, TOPICS_FINALIZER};
+use crate::naming::{self, TOPICS_FINALIZER, TopicNames};
 use crate::reporting;
 use helios_crds::conditions::{READY, SUSPENDED};
 use helios_crds::pipeline::{
-    AnomalyPipelineStatus, DeletionPolicy, IngestionStatus, KafkaSpec, TopicsStatus,
+    AnomalyPipelineStatus, DeletionPolicy, DetectorCounts, IngestionStatus, KafkaSpec, TopicsStatus,
 };
 use helios_crds::{AnomalyPipeline, Detector};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -31,27 +35,110 @@ use std::time::Instant;
 /// The kind, for metrics and logs.
 pub const KIND: &str = "AnomalyPipeline";
 
-/// Reconcile one pipeline.
+/// Reconcile one pipeline, one stage after the other.
 pub async fn reconcile(
     pipeline: Arc<AnomalyPipeline>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let owner = builders::Owner::of(pipeline.as_ref())?;
-    let key = super::cache::key_of(KIND, pipeline.as_ref());
-    let api: Api<AnomalyPipeline> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-
     if pipeline.meta().deletion_timestamp.is_some() {
-        let action = finalize(&pipeline, &ctx, &api, &owner.namespace).await?;
-        ctx.metrics.pipeline_ready(&key, None);
-        return Ok(action);
+        return delete(&pipeline, &ctx).await;
     }
-    sync_finalizer(&pipeline, &api).await?;
+    let target = dereference(&pipeline, &ctx).await?;
+    let valid = validate(&pipeline, &target.owner)?;
+    let children = build(&pipeline, &target.owner, &valid, &ctx.image)?;
+    let deployment = apply(&ctx, &pipeline, &target, &children).await?;
+    let probe = external(&ctx, &pipeline, &target.key, &valid.topics).await;
+    let observed = Observed {
+        deployment,
+        probe,
+        topics: valid.topics,
+    };
+    status(&ctx, &pipeline, &target, observed, started).await
+}
 
-    // Children of the ingestion workload, then whatever it no longer has.
-    let children = ingest::build(&pipeline, &ctx.image)?;
+/// A live pipeline as the stages after `dereference` see it.
+struct Target {
+    /// Its name, namespace and owner reference.
+    owner: Owner,
+    /// Its cache and memo key.
+    key: String,
+    /// The caches of the term (children, Detectors).
+    caches: Caches,
+}
+
+/// The spec checked: the topic names and the rendered config the builders use.
+struct Valid {
+    /// The names of the events and anomalies topics.
+    topics: TopicNames,
+    /// The config the ingestion workers read.
+    config: RenderedConfig,
+}
+
+/// What the `apply` and `external` stages observed, for the status.
+struct Observed {
+    /// The ingestion Deployment as applied.
+    deployment: Deployment,
+    /// What the external systems said (possibly a reused probe).
+    probe: PipelineProbe,
+    /// The topic names.
+    topics: TopicNames,
+}
+
+/// A pipeline being deleted: its topics deleted (policy `Delete`) and the finalizer released,
+/// its readiness forgotten.
+async fn delete(pipeline: &AnomalyPipeline, ctx: &Context) -> Result<Action, ReconcileError> {
+    let owner = Owner::of(pipeline)?;
+    let api: Api<AnomalyPipeline> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let action = finalize(pipeline, ctx, &api, &owner.namespace).await?;
+    ctx.metrics
+        .pipeline_ready(&super::cache::key_of(KIND, pipeline), None);
+    Ok(action)
+}
+
+/// The owner facts of a live pipeline, its finalizer synced with its deletion policy, and the
+/// term's caches.
+async fn dereference(pipeline: &AnomalyPipeline, ctx: &Context) -> Result<Target, ReconcileError> {
+    let owner = Owner::of(pipeline)?;
+    let key = super::cache::key_of(KIND, pipeline);
+    let api: Api<AnomalyPipeline> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    sync_finalizer(pipeline, &api).await?;
     let caches = ctx.caches()?;
-    let mut applier = Applier::new(&ctx, &caches.children, &key, &owner);
+    Ok(Target { owner, key, caches })
+}
+
+/// Check the spec by rendering the config the ingestion workers read.
+fn validate(pipeline: &AnomalyPipeline, owner: &Owner) -> Result<Valid, ReconcileError> {
+    let topics = naming::topic_names(&owner.namespace, &owner.name);
+    let config = ingest::render_config(owner, pipeline, &topics)?;
+    Ok(Valid { topics, config })
+}
+
+/// The ingestion children of the validated spec (pure).
+fn build(
+    pipeline: &AnomalyPipeline,
+    owner: &Owner,
+    valid: &Valid,
+    image: &str,
+) -> Result<IngestChildren, ReconcileError> {
+    Ok(ingest::build_rendered(
+        owner,
+        pipeline,
+        &valid.topics,
+        &valid.config,
+        image,
+    )?)
+}
+
+/// Apply the children, delete the ones the pipeline no longer has, publish what changed; the
+/// Deployment as applied (with its status).
+async fn apply(
+    ctx: &Context,
+    pipeline: &AnomalyPipeline,
+    target: &Target,
+    children: &IngestChildren,
+) -> Result<Deployment, ReconcileError> {
+    let mut applier = Applier::new(ctx, &target.caches.children, &target.key, &target.owner);
     applier.ensure(&children.config_map).await?;
     let deployment = applier.apply(&children.deployment).await?;
     applier.ensure(&children.service).await?;
@@ -62,50 +149,94 @@ pub async fn reconcile(
     applier.delete_orphans::<Deployment>().await?;
     applier.delete_orphans::<Service>().await?;
     applier.delete_orphans::<PodDisruptionBudget>().await?;
-    publish_changes(&ctx, pipeline.as_ref(), &applier.changes).await;
+    publish_changes(ctx, pipeline, &applier.changes).await;
+    Ok(deployment)
+}
 
-    // External systems (topics, report hook): a healthy probe is reused within its TTL.
-    let names = naming::topic_names(&owner.namespace, &owner.name);
+/// Probe the external systems (topics, report hook); a healthy probe of this generation is
+/// reused within its TTL. Failures are conditions, never errors.
+async fn external(
+    ctx: &Context,
+    pipeline: &AnomalyPipeline,
+    key: &str,
+    names: &TopicNames,
+) -> PipelineProbe {
     let generation = pipeline.metadata.generation;
-    let cached = ctx.memo.probe(&key, generation, Instant::now());
+    let cached = ctx.memo.probe(key, generation, Instant::now());
     ctx.metrics.probe(cached.is_some());
-    let probe = match cached {
-        Some(probe) => probe,
-        None => {
-            let (topics, events_partitions) = ensure_topics(&ctx, &pipeline, &names).await;
-            let report = reporting::check(pipeline.spec.reporting.as_ref(), &ctx.aws).await;
-            let probe = PipelineProbe {
-                topics,
-                events_partitions,
-                report,
-            };
-            ctx.memo
-                .probed(&key, generation, Instant::now(), probe.clone());
-            probe
-        }
+    if let Some(probe) = cached {
+        return probe;
+    }
+    let (topics, events_partitions) = ensure_topics(ctx, pipeline, names).await;
+    let report = reporting::check(pipeline.spec.reporting.as_ref(), &ctx.aws).await;
+    let probe = PipelineProbe {
+        topics,
+        events_partitions,
+        report,
     };
+    ctx.memo
+        .probed(key, generation, Instant::now(), probe.clone());
+    probe
+}
 
-    // Detectors of this pipeline, from the shared cache.
-    let mine = caches.detectors_of(&owner.namespace, &owner.name);
+/// The conditions a reconcile decided and the counts the status reports.
+struct Decided {
+    /// Every condition the operator owns, `Ready` first.
+    conditions: Vec<Cond>,
+    /// Whether `Ready` is True.
+    ready: bool,
+    /// The pipeline's Detectors by readiness.
+    counts: DetectorCounts,
+    /// Available ingestion replicas.
+    replicas: i32,
+}
+
+/// Decide the conditions from what was observed and the pipeline's Detectors (from the cache).
+fn decide(pipeline: &AnomalyPipeline, target: &Target, observed: &Observed) -> Decided {
+    let mine = target
+        .caches
+        .detectors_of(&target.owner.namespace, &target.owner.name);
     let mine: Vec<&Detector> = mine.iter().map(AsRef::as_ref).collect();
     let (detectors_cond, counts) = health::detectors_ready(&mine);
 
-    let rollout = Rollout::of_deployment(&deployment);
-    let desired = ingest::desired_replicas(&pipeline);
+    let rollout = Rollout::of_deployment(&observed.deployment);
+    let desired = ingest::desired_replicas(pipeline);
     let ingestion_cond = health::ingestion_available(desired, Some(rollout));
     let suspended_cond = health::suspended(pipeline.spec.suspend, &[Some(rollout)]);
 
-    let details = [probe.topics, ingestion_cond, detectors_cond, probe.report];
+    let probe = &observed.probe;
+    let details = [
+        probe.topics.clone(),
+        ingestion_cond,
+        detectors_cond,
+        probe.report.clone(),
+    ];
     let ready = conditions::ready(&details);
     let is_ready = ready.status == conditions::Status::True;
     let mut decided = vec![ready];
     decided.extend(details);
     decided.push(suspended_cond);
+    Decided {
+        conditions: decided,
+        ready: is_ready,
+        counts,
+        replicas: rollout.available,
+    }
+}
 
+/// Warn about new failures, write the status if it changed, record readiness.
+async fn status(
+    ctx: &Context,
+    pipeline: &AnomalyPipeline,
+    target: &Target,
+    observed: Observed,
+    started: Instant,
+) -> Result<Action, ReconcileError> {
+    let decided = decide(pipeline, target, &observed);
     // The status as stored: the watched one, or the one this term wrote if the watch has not
     // delivered it yet (an older one must not reset lastTransitionTime: a false flap).
     let stored = ctx.memo.stored(
-        &key,
+        &target.key,
         pipeline.resource_version().as_deref(),
         pipeline
             .status
@@ -113,21 +244,13 @@ pub async fn reconcile(
             .and_then(|s| serde_json::to_value(s).ok()),
     );
     let previous = stored.conditions.clone();
-    for failing in changed_failures(&decided, &previous, &[READY, SUSPENDED]) {
-        crate::events::publish(
-            &ctx.recorder,
-            pipeline.as_ref(),
-            EventType::Warning,
-            &failing.reason,
-            "Reconcile",
-            format!("{}: {}", failing.type_, failing.message),
-        )
-        .await;
-    }
+    warn_new_failures(ctx, pipeline, &decided.conditions, &previous).await;
+    let generation = pipeline.metadata.generation;
+    let (owner, names) = (&target.owner, &observed.topics);
     let status = AnomalyPipelineStatus {
         observed_generation: generation,
         conditions: conditions::materialize(
-            &decided,
+            &decided.conditions,
             &previous,
             generation,
             &Time(Timestamp::now()),
@@ -135,29 +258,49 @@ pub async fn reconcile(
         topics: Some(TopicsStatus {
             events: names.events.clone(),
             anomalies: names.anomalies.clone(),
-            events_partitions: probe.events_partitions,
+            events_partitions: observed.probe.events_partitions,
         }),
         ingestion: Some(IngestionStatus {
             endpoint: Some(ingest::endpoint(&owner.namespace, &owner.name)),
-            replicas: rollout.available,
+            replicas: decided.replicas,
         }),
-        detectors: Some(counts),
+        detectors: Some(decided.counts),
     };
     let action = super::status::finish::<AnomalyPipeline, _>(
-        &ctx,
+        ctx,
         super::status::Ending {
             kind: KIND,
-            key: &key,
-            owner: &owner,
+            key: &target.key,
+            owner,
             stored: &stored,
             status: &status,
             started,
-            ready: is_ready,
+            ready: decided.ready,
         },
     )
     .await?;
-    ctx.metrics.pipeline_ready(&key, Some(is_ready));
+    ctx.metrics.pipeline_ready(&target.key, Some(decided.ready));
     Ok(action)
+}
+
+/// One Warning Event per condition that newly failed (not for `Ready`/`Suspended`, summaries).
+async fn warn_new_failures(
+    ctx: &Context,
+    pipeline: &AnomalyPipeline,
+    decided: &[Cond],
+    previous: &[Condition],
+) {
+    for failing in changed_failures(decided, previous, &[READY, SUSPENDED]) {
+        crate::events::publish(
+            &ctx.recorder,
+            pipeline,
+            EventType::Warning,
+            &failing.reason,
+            "Reconcile",
+            format!("{}: {}", failing.type_, failing.message),
+        )
+        .await;
+    }
 }
 
 /// Add the topics finalizer for `deletionPolicy: Delete`, remove it for `Retain`.

@@ -1,17 +1,23 @@
 //! Reconcile tests of the AnomalyPipeline controller against a scripted API server (see
 //! `fixtures`). The external probe (Kafka topics, report hook) is pre-seeded healthy in the memo,
-//! as a reconcile within its TTL finds it, so no broker or AWS endpoint is needed.
+//! as a reconcile within its TTL finds it, so no broker or AWS endpoint is needed; tests of the
+//! Kafka paths point the bootstrap servers at a missing ConfigMap, which fails before any broker.
 
+use super::Stage;
 use super::fixtures::{Kit, Step, child_meta, stored};
 use super::memo::PipelineProbe;
 use super::pipeline::{KIND, reconcile};
 use crate::builders::detector::WorkerIdentity;
 use crate::builders::fixtures::{detector, pipeline};
 use crate::conditions::Cond;
+use crate::naming::{DELETE_ATTEMPTS_ANNOTATION, DELETE_STARTED_ANNOTATION, TOPICS_FINALIZER};
 use helios_crds::AnomalyPipeline;
 use helios_crds::pipeline::DeletionPolicy;
 use http::{Method, StatusCode};
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -184,4 +190,182 @@ async fn a_suspended_pipeline_drops_its_disruption_budget() {
     assert!(result.is_ok(), "{result:?}");
     let applied = log.bodies(&Method::PATCH, &deployment())[0];
     assert_eq!(applied["spec"]["replicas"], 0);
+}
+
+/// `p` with its bootstrap servers in a ConfigMap that does not exist (a Kafka connection error
+/// found without a broker) and no reporting section (no AWS endpoint to reach).
+fn with_missing_bootstrap_config_map(mut p: AnomalyPipeline) -> AnomalyPipeline {
+    p.spec.kafka.bootstrap_servers = None;
+    p.spec.kafka.bootstrap_config_map_ref = Some(helios_crds::pipeline::ConfigMapKeyRef {
+        name: "kafka-bootstrap".into(),
+        key: "servers".into(),
+    });
+    p.spec.reporting = None;
+    p
+}
+
+/// The GET of the missing bootstrap ConfigMap, answered 404.
+fn missing_bootstrap_step() -> Step {
+    Step::new(
+        Method::GET,
+        format!("/api/v1{NS}/configmaps/kafka-bootstrap"),
+    )
+    .fail(404, "NotFound")
+}
+
+/// `p` being deleted, with the topics finalizer and `annotations`.
+fn being_deleted(mut p: AnomalyPipeline, annotations: &[(&str, String)]) -> AnomalyPipeline {
+    p.spec.kafka.deletion_policy = DeletionPolicy::Delete;
+    p.metadata.finalizers = Some(vec![TOPICS_FINALIZER.into()]);
+    p.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+    p.metadata.annotations = Some(
+        annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    );
+    p
+}
+
+#[tokio::test]
+async fn a_pipeline_whose_max_body_size_is_invalid_fails_validation_before_any_request() {
+    let mut p = the_pipeline();
+    p.spec.ingestion.max_body_size = "5Ti".into();
+    let mut kit = kit_with_probe(&p);
+    let (result, log) = kit
+        .run(vec![], reconcile(Arc::new(p), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    assert!(log.requests.is_empty(), "no child, no status, no Event");
+    let err = result.expect_err("the spec is invalid");
+    assert_eq!(err.reason(), "InvalidSpec");
+    assert_eq!(err.stage(), Stage::Validate);
+}
+
+#[tokio::test]
+async fn an_invalid_pipeline_that_deletes_its_topics_still_gets_its_finalizer_first() {
+    let mut p = the_pipeline();
+    p.spec.ingestion.max_body_size = "5Ti".into();
+    p.spec.kafka.deletion_policy = DeletionPolicy::Delete;
+    let mut kit = kit_with_probe(&p);
+    let steps = vec![Step::new(Method::PATCH, object()).answer(200, json_of(&p))];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(p), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    let err = result.expect_err("the spec is invalid");
+    assert_eq!(err.stage(), Stage::Validate, "{err}");
+    assert_eq!(
+        log.bodies(&Method::PATCH, &object())[0]["metadata"]["finalizers"],
+        json!([TOPICS_FINALIZER])
+    );
+}
+
+#[tokio::test]
+async fn a_pipeline_being_deleted_without_the_finalizer_makes_no_request() {
+    let mut p = the_pipeline();
+    p.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+    let mut kit = kit_with_probe(&p);
+    let (result, log) = kit
+        .run(vec![], reconcile(Arc::new(p), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    assert_eq!(result.ok(), Some(Action::await_change()));
+    assert!(log.requests.is_empty());
+}
+
+#[tokio::test]
+async fn a_pipeline_whose_topics_cannot_be_deleted_yet_records_the_attempt_and_retries() {
+    let p = being_deleted(with_missing_bootstrap_config_map(the_pipeline()), &[]);
+    let mut kit = kit_with_probe(&p);
+    let steps = vec![
+        missing_bootstrap_step(),
+        Step::new(Method::PATCH, object()).answer(200, json_of(&p)),
+    ];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(p), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    assert_eq!(
+        result.ok(),
+        Some(Action::requeue(crate::finalizer::RETRY_AFTER))
+    );
+    let patch = log.bodies(&Method::PATCH, &object())[0];
+    assert_eq!(
+        patch["metadata"]["annotations"][DELETE_ATTEMPTS_ANNOTATION],
+        "1"
+    );
+    assert_eq!(patch["metadata"]["resourceVersion"], "20");
+    assert!(
+        patch["metadata"].get("finalizers").is_none(),
+        "the finalizer stays"
+    );
+    assert_eq!(log.event_reasons(), vec!["KafkaConnectionConfig"]);
+}
+
+#[tokio::test]
+async fn a_pipeline_whose_topic_deletion_keeps_failing_is_released_with_a_warning() {
+    let started = Timestamp::now().to_string();
+    let p = being_deleted(
+        with_missing_bootstrap_config_map(the_pipeline()),
+        &[
+            (DELETE_ATTEMPTS_ANNOTATION, "2".into()),
+            (DELETE_STARTED_ANNOTATION, started),
+        ],
+    );
+    let mut kit = kit_with_probe(&p);
+    let steps = vec![
+        missing_bootstrap_step(),
+        Step::new(Method::PATCH, object()).answer(200, json_of(&p)),
+    ];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(p), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    assert_eq!(result.ok(), Some(Action::await_change()));
+    let patch = log.bodies(&Method::PATCH, &object())[0];
+    assert_eq!(patch["metadata"]["finalizers"], json!([]));
+    assert_eq!(log.event_reasons(), vec!["TopicDeletionAbandoned"]);
+}
+
+#[tokio::test]
+async fn a_failing_external_probe_is_a_condition_after_the_children_not_an_error() {
+    let p = with_missing_bootstrap_config_map(the_pipeline());
+    // No seeded probe: the external stage runs.
+    let mut kit = Kit::new(WorkerIdentity::default());
+    let steps = vec![
+        Step::apply(config_map()),
+        deployment_available_step(),
+        Step::apply(service()),
+        Step::apply(pdb()),
+        missing_bootstrap_step(),
+        Step::apply_status(status(), json_of(&p)),
+    ];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(p), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    let body = log.bodies(&Method::PATCH, &status())[0];
+    let topics = condition(body, "TopicsReady");
+    assert_eq!(topics["status"], "False");
+    assert_eq!(topics["reason"], "KafkaConnectionConfig");
+    assert_eq!(
+        condition(body, "ReportHookReady")["reason"],
+        "NotConfigured"
+    );
+    assert_eq!(condition(body, "Ready")["reason"], "KafkaConnectionConfig");
+    assert!(body["status"]["topics"]["eventsPartitions"].is_null());
+    assert!(
+        log.event_reasons()
+            .contains(&"KafkaConnectionConfig".to_string()),
+        "{:?}",
+        log.event_reasons()
+    );
 }

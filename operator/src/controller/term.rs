@@ -25,15 +25,16 @@ fn error_policy<K: ResourceExt>(
     ctx.metrics.failed(kind, error.reason());
     let key = cache::key_of(kind, obj);
     let n = ctx.failed(&key);
+    let stage = error.stage().as_str();
     match error {
         // Only a spec change can fix it; the watch brings that change.
         ReconcileError::InvalidSpec(_) => {
-            tracing::warn!(%key, error = %error, "invalid spec; waiting for a change");
+            tracing::warn!(%key, stage, error = %error, "invalid spec; waiting for a change");
             Action::await_change()
         }
         _ => {
             let delay = backoff(n);
-            tracing::warn!(%key, error = %error, retry_in = ?delay, "reconcile failed");
+            tracing::warn!(%key, stage, error = %error, retry_in = ?delay, "reconcile failed");
             Action::requeue(delay)
         }
     }
