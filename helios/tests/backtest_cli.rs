@@ -15,7 +15,7 @@ use schedules::{
     HELD_OUT, HELD_OUT_2, HELD_OUT_3, HELD_OUT_4, HELD_OUT_5, HELD_OUT_6, HELD_OUT_7, HELD_OUT_8,
     HELD_OUT_9, HELD_OUT_10, HELD_OUT_11, HELD_OUT_12, HELD_OUT_13, HELD_OUT_14, HELD_OUT_15,
     HELD_OUT_16, HELD_OUT_17, HELD_OUT_18, HELD_OUT_19, HELD_OUT_20, HELD_OUT_21, HELD_OUT_22,
-    Schedule, TUNING,
+    HELD_OUT_23, HELD_OUT_24, HELD_OUT_25, Schedule, TUNING,
 };
 
 /// The Detector of the scenario test: three request features, 5m windows, default model.
@@ -200,9 +200,9 @@ fn five_day_scenario_catches_the_error_burst_with_few_false_alerts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `--windows` writes every reported window with its score, flag, values and ground truth:
-/// as many lines as the report counts windows, as many flagged as it counts anomalous, and the
-/// error burst's windows flagged.
+/// `--windows` writes every reported window with its score, flag, guard, values and ground
+/// truth: as many lines as the report counts windows, as many flagged as it counts anomalous,
+/// and the error burst's windows flagged by a guard on the error rate.
 #[test]
 fn the_windows_export_holds_every_reported_window() {
     let dir = temp_dir("windows");
@@ -248,8 +248,10 @@ fn the_windows_export_holds_every_reported_window() {
         }
     }
     assert!(
-        burst.iter().any(|w| w["guard"] == "errors"),
-        "the error burst is flagged by the errors guard: {burst:?}"
+        burst
+            .iter()
+            .any(|w| !w["guard"].is_null() && w["drivers"][0] == "error_rate"),
+        "a guard flags the error burst on its error rate: {burst:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -483,13 +485,13 @@ fn pinned(
     assert!((got.3 - per_day).abs() <= 0.05, "{got:?}");
 }
 
-// Quality pins of the default Detector, measured 2026-12-07 with the alert budget's empirical
-// bound (the guards' fires not counted against it, kept when the history allows no whole
-// alert) over the drop guard in Poisson units (development split: TUNING, HELD_OUT …
-// HELD_OUT_19; held-out: HELD_OUT_20 … HELD_OUT_22, fixed before the bound and judged once,
-// see the fixtures).
-// The creeps (a 4-hour ramp) are the incidents slower than 2 windows everywhere. Each pin is
-// its own test, so they run in parallel and fail by name.
+// Quality pins of the default Detector, measured 2026-12-07 with the range guard of request
+// features acting after a day of scored windows (was a week) on top of the alert budget's
+// empirical bound (development split: TUNING, HELD_OUT … HELD_OUT_19; HELD_OUT_20 …
+// HELD_OUT_22 were judged once on the bound and are development since; held-out:
+// HELD_OUT_23 … HELD_OUT_25, drawn before the one-day wait was judged on them, see the
+// fixtures). The creeps (a 4-hour ramp) are the incidents slower than 2 windows everywhere.
+// Each pin is its own test, so they run in parallel and fail by name.
 
 /// One pinned schedule: `(caught, incidents)` exactly, caught within 2 windows in a range,
 /// false alerts per key per day within 0.05.
@@ -506,58 +508,60 @@ macro_rules! pin {
 }
 
 pin! {
-    /// Tuning schedule: 13/13 caught, 11 within 2 windows, 0.10 false alerts per key per day.
-    default_detector_on_the_tuning_fourteen_days_is_pinned: TUNING, (13, 13), 10..=12, 0.1;
-    /// First held-out schedule (development): 10/10, 9 within 2, 0.06 per key per day.
-    default_detector_on_the_held_out_fourteen_days_is_pinned: HELD_OUT, (10, 10), 8..=10, 0.06;
-    /// Second (development): 10/10, 9 within 2, 0.06.
-    default_detector_on_the_second_held_out_fourteen_days_is_pinned: HELD_OUT_2, (10, 10), 8..=10, 0.06;
+    /// Tuning schedule: 13/13 caught, 11 within 2 windows, 0.09 false alerts per key per day.
+    default_detector_on_the_tuning_fourteen_days_is_pinned: TUNING, (13, 13), 10..=12, 0.09;
+    /// First held-out schedule (development): 10/10, 9 within 2, 0.07 per key per day.
+    default_detector_on_the_held_out_fourteen_days_is_pinned: HELD_OUT, (10, 10), 8..=10, 0.07;
+    /// Second (development): 10/10, 9 within 2, 0.07.
+    default_detector_on_the_second_held_out_fourteen_days_is_pinned: HELD_OUT_2, (10, 10), 8..=10, 0.07;
     /// Third (development): 10/10, 9 within 2, 0.06.
     default_detector_on_the_third_held_out_fourteen_days_is_pinned: HELD_OUT_3, (10, 10), 8..=10, 0.06;
-    /// Fourth (development): 10/10, 9 within 2, 0.04.
-    default_detector_on_the_fourth_held_out_fourteen_days_is_pinned: HELD_OUT_4, (10, 10), 8..=10, 0.04;
+    /// Fourth (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_fourth_held_out_fourteen_days_is_pinned: HELD_OUT_4, (10, 10), 8..=10, 0.06;
     /// Fifth (development): 10/10, 9 within 2, 0.09.
     default_detector_on_the_fifth_held_out_fourteen_days_is_pinned: HELD_OUT_5, (10, 10), 8..=10, 0.09;
     /// Sixth (development): 10/10, 9 within 2, 0.07.
     default_detector_on_the_sixth_held_out_fourteen_days_is_pinned: HELD_OUT_6, (10, 10), 8..=10, 0.07;
     /// Seventh (development): 10/10, 9 within 2, 0.06.
     default_detector_on_the_seventh_held_out_fourteen_days_is_pinned: HELD_OUT_7, (10, 10), 8..=10, 0.06;
-    /// Eighth (development): 9/10 — the catalog latency spike at 03:00 on day 4 is missed —, 8
-    /// within 2, 0.10.
-    default_detector_on_the_eighth_held_out_fourteen_days_is_pinned: HELD_OUT_8, (9, 10), 7..=9, 0.1;
+    /// Eighth (development): 10/10, 8 within 2 — the catalog latency spike at 03:00 on day 4
+    /// (missed while the range guard waited a week) in 4 windows —, 0.10.
+    default_detector_on_the_eighth_held_out_fourteen_days_is_pinned: HELD_OUT_8, (10, 10), 7..=9, 0.1;
     /// Ninth (development): 10/10, 9 within 2, 0.06.
     default_detector_on_the_ninth_held_out_fourteen_days_is_pinned: HELD_OUT_9, (10, 10), 8..=10, 0.06;
-    /// Tenth (development): 9/10 — the notify latency spike at 03:00 on the last Sunday is
-    /// missed —, 8 within 2, 0.07.
-    default_detector_on_the_tenth_held_out_fourteen_days_is_pinned: HELD_OUT_10, (9, 10), 7..=9, 0.07;
-    /// Eleventh (development): 10/10, 9 within 2, 0.04.
-    default_detector_on_the_eleventh_held_out_fourteen_days_is_pinned: HELD_OUT_11, (10, 10), 8..=10, 0.04;
+    /// Tenth (development): 8/10 — two notify latency spikes over a dozen requests each are
+    /// missed, at 22:00 on day 12 and at 03:00 on the last Sunday —, 7 within 2, 0.09.
+    default_detector_on_the_tenth_held_out_fourteen_days_is_pinned: HELD_OUT_10, (8, 10), 6..=8, 0.09;
+    /// Eleventh (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_eleventh_held_out_fourteen_days_is_pinned: HELD_OUT_11, (10, 10), 8..=10, 0.06;
     /// Twelfth (development): 10/10, 9 within 2, 0.06.
     default_detector_on_the_twelfth_held_out_fourteen_days_is_pinned: HELD_OUT_12, (10, 10), 8..=10, 0.06;
-    /// Thirteenth (development): 10/10, 9 within 2, 0.04.
-    default_detector_on_the_thirteenth_held_out_fourteen_days_is_pinned: HELD_OUT_13, (10, 10), 8..=10, 0.04;
-    /// Fourteenth (judged on the Poisson-unit drop guard, then development): 10/10, 8 within 2
-    /// (the search latency spike at 05:00 on the first Saturday in 3 windows), 0.09.
-    default_detector_on_the_fourteenth_held_out_fourteen_days_is_pinned: HELD_OUT_14, (10, 10), 7..=9, 0.09;
-    /// Fifteenth (as the fourteenth): 9/10 — the notify latency spike at 08:00 on day 3 is
-    /// missed —, 8 within 2, 0.04.
-    default_detector_on_the_fifteenth_held_out_fourteen_days_is_pinned: HELD_OUT_15, (9, 10), 7..=9, 0.04;
-    /// Sixteenth (judged on the Poisson-unit drop guard): 10/10, 9 within 2, 0.07.
+    /// Thirteenth (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_thirteenth_held_out_fourteen_days_is_pinned: HELD_OUT_13, (10, 10), 8..=10, 0.06;
+    /// Fourteenth (development): 10/10, 9 within 2, 0.09.
+    default_detector_on_the_fourteenth_held_out_fourteen_days_is_pinned: HELD_OUT_14, (10, 10), 8..=10, 0.09;
+    /// Fifteenth (development): 10/10, 9 within 2, 0.06.
+    default_detector_on_the_fifteenth_held_out_fourteen_days_is_pinned: HELD_OUT_15, (10, 10), 8..=10, 0.06;
+    /// Sixteenth (development): 10/10, 9 within 2, 0.07.
     default_detector_on_the_sixteenth_held_out_fourteen_days_is_pinned: HELD_OUT_16, (10, 10), 8..=10, 0.07;
-    /// Seventeenth (held out, judged once): 10/10, 9 within 2, 0.11.
+    /// Seventeenth (development): 10/10, 9 within 2, 0.11.
     default_detector_on_the_seventeenth_held_out_fourteen_days_is_pinned: HELD_OUT_17, (10, 10), 8..=10, 0.11;
-    /// Eighteenth (held out, judged once): 9/10 — the checkout creep from 02:00 on day 3 is
-    /// missed —, 9 within 2, 0.04.
+    /// Eighteenth (development): 9/10 — the checkout creep from 02:00 on day 3 is missed —, 9
+    /// within 2, 0.04.
     default_detector_on_the_eighteenth_held_out_fourteen_days_is_pinned: HELD_OUT_18, (9, 10), 8..=10, 0.04;
-    /// Nineteenth (held out, judged once): 10/10, 9 within 2, 0.04.
+    /// Nineteenth (development): 10/10, 9 within 2, 0.04.
     default_detector_on_the_nineteenth_held_out_fourteen_days_is_pinned: HELD_OUT_19, (10, 10), 8..=10, 0.04;
-    /// Twentieth (held out, judged once on the budget's empirical bound): 10/10, 9 within 2,
-    /// 0.04.
+    /// Twentieth (development): 10/10, 9 within 2, 0.04.
     default_detector_on_the_twentieth_held_out_fourteen_days_is_pinned: HELD_OUT_20, (10, 10), 8..=10, 0.04;
-    /// Twenty-first (as the twentieth): 9/10 — the notify creep from 11:00 on day 7 is missed
-    /// —, 9 within 2, 0.07.
-    default_detector_on_the_twenty_first_held_out_fourteen_days_is_pinned: HELD_OUT_21, (9, 10), 8..=10, 0.07;
-    /// Twenty-second (as the twentieth): 9/10 — the notify error burst at 05:00 on the last
-    /// day is missed —, 8 within 2, 0.06.
+    /// Twenty-first (development): 10/10, 9 within 2, 0.07.
+    default_detector_on_the_twenty_first_held_out_fourteen_days_is_pinned: HELD_OUT_21, (10, 10), 8..=10, 0.07;
+    /// Twenty-second (development): 9/10 — the notify error burst at 05:00 on the last day is
+    /// missed —, 8 within 2, 0.06.
     default_detector_on_the_twenty_second_held_out_fourteen_days_is_pinned: HELD_OUT_22, (9, 10), 7..=9, 0.06;
+    /// Twenty-third (held out, judged once on the one-day wait): 10/10, 9 within 2, 0.10.
+    default_detector_on_the_twenty_third_held_out_fourteen_days_is_pinned: HELD_OUT_23, (10, 10), 8..=10, 0.1;
+    /// Twenty-fourth (as the twenty-third): 10/10, 9 within 2, 0.01.
+    default_detector_on_the_twenty_fourth_held_out_fourteen_days_is_pinned: HELD_OUT_24, (10, 10), 8..=10, 0.01;
+    /// Twenty-fifth (as the twenty-third): 10/10, 9 within 2, 0.07.
+    default_detector_on_the_twenty_fifth_held_out_fourteen_days_is_pinned: HELD_OUT_25, (10, 10), 8..=10, 0.07;
 }
