@@ -79,6 +79,16 @@ fn deployment_available_step() -> Step {
     })
 }
 
+/// The ingestion children applied in order, the Deployment answering available.
+fn children_applied() -> Vec<Step> {
+    vec![
+        Step::apply(config_map()),
+        deployment_available_step(),
+        Step::apply(service()),
+        Step::apply(pdb()),
+    ]
+}
+
 fn condition<'a>(status_body: &'a Value, type_: &str) -> &'a Value {
     status_body["status"]["conditions"]
         .as_array()
@@ -90,13 +100,8 @@ fn condition<'a>(status_body: &'a Value, type_: &str) -> &'a Value {
 async fn a_pipeline_with_a_healthy_probe_applies_its_ingestion_children_and_writes_its_status() {
     let p = the_pipeline();
     let mut kit = kit_with_probe(&p);
-    let steps = vec![
-        Step::apply(config_map()),
-        deployment_available_step(),
-        Step::apply(service()),
-        Step::apply(pdb()),
-        Step::apply_status(status(), json_of(&p)),
-    ];
+    let mut steps = children_applied();
+    steps.push(Step::apply_status(status(), json_of(&p)));
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(p), kit.ctx.clone()))
         .await;
@@ -132,14 +137,14 @@ async fn a_pipeline_that_deletes_its_topics_gets_the_finalizer_before_its_childr
     p.spec.kafka.deletion_policy = DeletionPolicy::Delete;
     let mut kit = kit_with_probe(&p);
     let answer = json_of(&p);
-    let steps = vec![
-        Step::new(Method::PATCH, object()).answer(200, answer),
-        Step::apply(config_map()),
-        deployment_available_step(),
-        Step::apply(service()),
-        Step::apply(pdb()),
-        Step::apply_status(status(), json_of(&p)),
-    ];
+    let steps = [
+        vec![Step::new(Method::PATCH, object()).answer(200, answer)],
+        children_applied(),
+        vec![Step::apply_status(status(), json_of(&p))],
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(p), kit.ctx.clone()))
         .await;
@@ -338,14 +343,16 @@ async fn a_failing_external_probe_is_a_condition_after_the_children_not_an_error
     let p = with_missing_bootstrap_config_map(the_pipeline());
     // No seeded probe: the external stage runs.
     let mut kit = Kit::new(WorkerIdentity::default());
-    let steps = vec![
-        Step::apply(config_map()),
-        deployment_available_step(),
-        Step::apply(service()),
-        Step::apply(pdb()),
-        missing_bootstrap_step(),
-        Step::apply_status(status(), json_of(&p)),
-    ];
+    let steps = [
+        children_applied(),
+        vec![
+            missing_bootstrap_step(),
+            Step::apply_status(status(), json_of(&p)),
+        ],
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(p), kit.ctx.clone()))
         .await;
