@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help demo test stack-up stack-down lint unit
+.PHONY: help demo test stack-up stack-down lint unit image
 
 help: ## List the recipes.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ stack-up: ## Start (building on first use) the local stack; writes e2e/.stack/en
 
 stack-down: ## Stop every server the stack started.
 	@e2e/stack down
+
+image: ## Build the helios image here (no engine, no registry); import it into the real node (e2e/stack up-node).
+	@e2e/image/build.sh
 
 lint: ## rustfmt check and clippy with warnings as errors.
 	$(CARGO) fmt --all -- --check
