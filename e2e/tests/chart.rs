@@ -413,6 +413,148 @@ fn helm_template_with_watch_namespace_renders_namespaced_rbac() {
     );
 }
 
+/// The CEL expressions of a rendered policy's validations, joined, and their messages.
+fn validations(policy: &Value) -> (String, Vec<String>) {
+    let list = policy["spec"]["validations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no validations in {policy}"));
+    let expressions = list
+        .iter()
+        .filter_map(|v| v["expression"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let messages = list
+        .iter()
+        .map(|v| v["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    (expressions, messages)
+}
+
+#[test]
+fn helm_template_renders_the_admission_policy_for_the_operator_identity_only() {
+    let env = stack();
+    let docs = render(&env, &[]);
+    let policy = must(&docs, "ValidatingAdmissionPolicy", "rel-helios");
+    assert_eq!(policy["apiVersion"], "admissionregistration.k8s.io/v1");
+    assert_eq!(policy["spec"]["failurePolicy"], "Fail");
+    let binding = must(&docs, "ValidatingAdmissionPolicyBinding", "rel-helios");
+    assert_eq!(binding["spec"]["policyName"], "rel-helios");
+    assert_eq!(
+        binding["spec"]["validationActions"],
+        serde_json::json!(["Deny"])
+    );
+    assert!(
+        binding["spec"]["matchResources"].is_null() && binding["spec"]["paramRef"].is_null(),
+        "the binding narrows nothing (the policy's matchConditions do): {binding}"
+    );
+
+    // Only the operator's ServiceAccount, named by the chart's helper.
+    let conditions = policy["spec"]["matchConditions"]
+        .as_array()
+        .expect("matchConditions");
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    assert_eq!(
+        conditions[0]["expression"],
+        "request.userInfo.username == 'system:serviceaccount:helios-system:rel-helios'"
+    );
+
+    // Exactly the child kinds, every write, no subresource (status, Events, the Lease and the
+    // CRs' finalizers stay RBAC's alone).
+    let mut matched: Vec<String> = Vec::new();
+    for rule in policy["spec"]["matchConstraints"]["resourceRules"]
+        .as_array()
+        .expect("resourceRules")
+    {
+        assert_eq!(
+            rule["operations"],
+            serde_json::json!(["CREATE", "UPDATE", "DELETE"]),
+            "{rule}"
+        );
+        assert_eq!(rule["apiVersions"], serde_json::json!(["*"]), "{rule}");
+        let groups = rule["apiGroups"].as_array().expect("apiGroups");
+        assert_eq!(groups.len(), 1, "{rule}");
+        for resource in rule["resources"].as_array().expect("resources") {
+            let group = groups[0].as_str().unwrap_or_default();
+            matched.push(format!("{group}/{}", resource.as_str().unwrap_or_default()));
+        }
+    }
+    matched.sort();
+    assert_eq!(
+        matched,
+        sorted(&[
+            "/configmaps",
+            "/serviceaccounts",
+            "/services",
+            "apps/deployments",
+            "apps/statefulsets",
+            "policy/poddisruptionbudgets",
+            "rbac.authorization.k8s.io/rolebindings",
+            "rbac.authorization.k8s.io/roles",
+        ])
+    );
+
+    // The rules, each with a message naming the field it refuses.
+    let (cel, messages) = validations(policy);
+    for want in [
+        "'app.kubernetes.io/managed-by'",
+        "== 'helios-operator'",
+        "startsWith('helios.dev/')",
+        "r.controller == true",
+        "request.operation == 'DELETE' ? oldObject : object",
+        "serviceAccountName == object.metadata.name",
+        "endsWith('-detect')",
+        "automountServiceAccountToken == false",
+    ] {
+        assert!(
+            cel.contains(want) || policy["spec"]["variables"].to_string().contains(want),
+            "{want} not in the policy"
+        );
+    }
+    for field in [
+        "metadata.labels:",
+        "metadata.ownerReferences:",
+        "spec.template.spec.serviceAccountName",
+        "spec.template.spec.volumes:",
+        "rules:",
+        "roleRef/subjects:",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.starts_with(field)),
+            "no message names {field}: {messages:#?}"
+        );
+    }
+    assert!(
+        !cel.contains("request.namespace =="),
+        "a cluster-wide install is not limited to one namespace"
+    );
+
+    // A named ServiceAccount and a watched namespace follow the chart's helper and RBAC.
+    let docs = render(
+        &env,
+        &["--set", "serviceAccount.name=ops,watchNamespace=shop"],
+    );
+    let policy = must(&docs, "ValidatingAdmissionPolicy", "rel-helios");
+    assert_eq!(
+        policy["spec"]["matchConditions"][0]["expression"],
+        "request.userInfo.username == 'system:serviceaccount:helios-system:ops'"
+    );
+    let (cel, messages) = validations(policy);
+    assert!(cel.contains("request.namespace == 'shop'"), "{cel}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("metadata.namespace:") && m.contains("shop")),
+        "{messages:#?}"
+    );
+
+    let docs = render(&env, &["--set", "admissionPolicy.enabled=false"]);
+    let k = kinds(&docs);
+    assert!(
+        !k.iter().any(|x| x.starts_with("ValidatingAdmissionPolicy")),
+        "rendered with admissionPolicy.enabled=false: {k:?}"
+    );
+}
+
 #[test]
 fn helm_template_renders_monitoring_only_when_the_api_exists() {
     let env = stack();
@@ -457,6 +599,7 @@ fn values_schema_refuses_bad_values_naming_the_field() {
         ("metrics.port=70000", "port"),
         ("watchNamespace=Not_A_Namespace", "watchNamespace"),
         ("replicaCont=2", "replicaCont"),
+        ("admissionPolicy.enabled=maybe", "admissionPolicy"),
     ] {
         let out = helm_run(&env, &["template", "rel", chart.as_str(), "--set", set]);
         assert!(!out.success, "--set {set} was accepted:\n{}", out.stdout);
@@ -503,6 +646,61 @@ impl Drop for Release<'_> {
             &["uninstall", &self.name, "-n", &self.namespace, "--wait"],
         );
     }
+}
+
+/// The start of the refusal by the release's admission policy (full name `policy`).
+fn refused_by(policy: &str) -> String {
+    format!("ValidatingAdmissionPolicy '{policy}' with binding '{policy}' denied request")
+}
+
+/// Wait until the API server enforces the admission policy `policy` for `user` (a new policy
+/// is loaded asynchronously): a server-side dry run of an unmanaged ConfigMap in `namespace`,
+/// which RBAC allows the user, is refused by the policy.
+fn wait_for_policy(kubectl: &Kubectl, policy: &str, user: &str, namespace: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = kubectl
+            .run(
+                &[
+                    "create",
+                    "configmap",
+                    "policy-probe",
+                    "-n",
+                    namespace,
+                    "--dry-run=server",
+                    "--as",
+                    user,
+                ],
+                None,
+            )
+            .expect("kubectl runs");
+        if !out.success && out.stderr.contains(&refused_by(policy)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the admission policy {policy} is not enforced for {user} within 60 s: \
+             success={}, {}",
+            out.success,
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A Deployment as the operator renders one (labelled, controlled by a helios.dev resource),
+/// with `pod` as its pod spec's extra fields.
+fn managed_deployment(name: &str, pod: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n\
+         \x20 labels: {{app.kubernetes.io/managed-by: helios-operator}}\n\
+         \x20 ownerReferences: [{{apiVersion: helios.dev/v1alpha1, kind: AnomalyPipeline, \
+         name: p, uid: 00000000-0000-0000-0000-000000000001, controller: true}}]\n\
+         spec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n\
+         \x20   metadata: {{labels: {{app: {name}}}}}\n    spec:\n\
+         \x20     containers: [{{name: c, image: registry.invalid/x}}]\n\
+         \x20     automountServiceAccountToken: false\n{pod}"
+    )
 }
 
 #[test]
@@ -626,6 +824,147 @@ fn helm_install_upgrade_uninstall_against_the_api_server() {
         "no"
     );
 
+    // RBAC alone lets the operator's identity write workloads anywhere, kube-system included;
+    // the admission policy refuses whatever is not a Helios child.
+    get(&["get", "validatingadmissionpolicy", &full, "-o", "name"]);
+    get(&[
+        "get",
+        "validatingadmissionpolicybinding",
+        &full,
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        can(&["create", "deployments.apps", "-n", "kube-system"]),
+        "yes"
+    );
+    assert_eq!(can(&["delete", "configmaps", "-n", "kube-system"]), "yes");
+    wait_for_policy(&kubectl, &full, &sa, &ns.name);
+    let refused = refused_by(&full);
+    let probe = format!("x{}", unique_suffix());
+    let out = kubectl
+        .run(
+            &[
+                "create",
+                "deployment",
+                &probe,
+                "--image=registry.invalid/x",
+                "-n",
+                "kube-system",
+                "--as",
+                &sa,
+            ],
+            None,
+        )
+        .expect("kubectl runs");
+    if out.success {
+        let _ = kubectl.run(&["delete", "deployment", &probe, "-n", "kube-system"], None);
+    }
+    assert!(
+        !out.success
+            && out.stderr.contains(&refused)
+            && out.stderr.contains(
+                "metadata.labels: the Helios operator may only write objects labelled \
+                 app.kubernetes.io/managed-by=helios-operator"
+            ),
+        "an unmanaged Deployment in kube-system was not refused by the policy: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    // Labelled and owned like a child, but with a ServiceAccount of kube-system (dry run: the
+    // identity rule, not the API server's defaults, decides).
+    let apply_as_operator = |namespace: &str, manifest: &str| {
+        kubectl
+            .run(
+                &[
+                    "apply",
+                    "--dry-run=server",
+                    "-n",
+                    namespace,
+                    "--as",
+                    &sa,
+                    "-f",
+                    "-",
+                ],
+                Some(manifest),
+            )
+            .expect("kubectl runs")
+    };
+    let out = apply_as_operator(
+        "kube-system",
+        &managed_deployment(
+            &probe,
+            "      serviceAccountName: clusterrole-aggregation-controller\n",
+        ),
+    );
+    assert!(
+        !out.success
+            && out.stderr.contains(&refused)
+            && out.stderr.contains("spec.template.spec.serviceAccountName"),
+        "a child running as a kube-system ServiceAccount was not refused: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = apply_as_operator("kube-system", &managed_deployment(&probe, ""));
+    assert!(
+        out.success,
+        "a child as the operator renders it was refused: {}",
+        out.stderr
+    );
+    // Update and delete: never someone else's object, not even to take it over.
+    get(&["create", "configmap", "unmanaged", "-n", &ns.name]);
+    let out = kubectl
+        .run(
+            &[
+                "patch",
+                "configmap",
+                "unmanaged",
+                "-n",
+                &ns.name,
+                "--as",
+                &sa,
+                "--type",
+                "merge",
+                "-p",
+                r#"{"metadata":{"labels":{"app.kubernetes.io/managed-by":"helios-operator"},
+                   "ownerReferences":[{"apiVersion":"helios.dev/v1alpha1",
+                   "kind":"AnomalyPipeline","name":"p",
+                   "uid":"00000000-0000-0000-0000-000000000001","controller":true}]}}"#,
+            ],
+            None,
+        )
+        .expect("kubectl runs");
+    assert!(
+        !out.success
+            && out.stderr.contains(&refused)
+            && out
+                .stderr
+                .contains("may not take over an object it does not manage"),
+        "the operator's identity took over an unmanaged ConfigMap: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = kubectl
+        .run(
+            &[
+                "delete",
+                "configmap",
+                "unmanaged",
+                "-n",
+                &ns.name,
+                "--as",
+                &sa,
+            ],
+            None,
+        )
+        .expect("kubectl runs");
+    assert!(
+        !out.success && out.stderr.contains(&refused) && out.stderr.contains("metadata.labels"),
+        "the operator's identity deleted an unmanaged ConfigMap: {}{}",
+        out.stdout,
+        out.stderr
+    );
+
     // Upgrade: one replica, the PDB goes away.
     helm(
         &env,
@@ -673,7 +1012,8 @@ fn helm_install_upgrade_uninstall_against_the_api_server() {
     assert!(left.trim().is_empty(), "left after uninstall: {left}");
     let cluster_left = get(&[
         "get",
-        "clusterrole,clusterrolebinding",
+        "clusterrole,clusterrolebinding,validatingadmissionpolicy,\
+         validatingadmissionpolicybinding",
         "-l",
         &format!("app.kubernetes.io/instance={name}"),
         "-o",
@@ -842,11 +1182,13 @@ fn condition(kubectl: &Kubectl, ns: &str, obj: &str, type_: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Install the chart scoped to one namespace (Role, not ClusterRole), then run the real
-/// operator as that ServiceAccount: it elects itself, creates the topics, the ingest
-/// Deployment, a Detector's StatefulSet and pod identity (ServiceAccount, Role, RoleBinding),
-/// brings both to Ready, writes status, adds and removes its finalizer. And the identity cannot read
-/// Secrets outside its namespace nor list them inside it.
+/// Install the chart scoped to one namespace (Role, not ClusterRole), with its admission
+/// policy enforced for the operator's identity, then run the real operator as that
+/// ServiceAccount: it elects itself, creates the topics, the ingest Deployment, the Detectors'
+/// StatefulSets and pod identities (ServiceAccount, Role, RoleBinding; one hashed long name),
+/// brings them to Ready, writes status, creates and deletes a PodDisruptionBudget, adds and
+/// removes its finalizer, and nothing it writes is refused. And the identity cannot read
+/// Secrets outside its namespace nor list them inside it, nor write there what is not a child.
 #[test]
 fn chart_rbac_is_enough_for_the_real_operator_and_no_more() {
     let env = stack();
@@ -934,6 +1276,22 @@ fn chart_rbac_is_enough_for_the_real_operator_and_no_more() {
     assert!(
         !ok && err.contains("Forbidden"),
         "read another namespace: {err}"
+    );
+    // The admission policy is enforced before the operator writes anything: in its own
+    // namespace, where RBAC lets it create Deployments, an unmanaged one is refused.
+    let user = format!("system:serviceaccount:{}:{full}", ns.name);
+    wait_for_policy(&kubectl, &full, &user, &ns.name);
+    let (ok, err) = as_operator(&[
+        "create",
+        "deployment",
+        "not-a-child",
+        "--image=registry.invalid/x",
+        "-n",
+        &ns.name,
+    ]);
+    assert!(
+        !ok && err.contains(&refused_by(&full)) && err.contains("metadata.labels"),
+        "an unmanaged Deployment was not refused by the policy: {err}"
     );
 
     let port = free_port();
@@ -1053,21 +1411,26 @@ fn chart_rbac_is_enough_for_the_real_operator_and_no_more() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    // A Detector: its StatefulSet, Service, and the identity of its pods (ServiceAccount, Role,
-    // RoleBinding), which the operator may only grant because it holds those permissions.
+    // Detectors: their StatefulSets, Services, and the identity of their pods (ServiceAccount,
+    // Role, RoleBinding), which the operator may only grant because it holds those permissions.
+    // The second name is long enough for the hashed child names (no `-detect` suffix).
+    let long = "latency-of-the-checkout-service-in-every-region-p99";
     kubectl
         .ok(
             &["apply", "-n", &ns.name, "-f", "-"],
-            Some(
-                "apiVersion: helios.dev/v1alpha1\nkind: Detector\nmetadata: {name: latency}\n\
-                 spec: {pipelineRef: {name: web}, features: [event_count, p99_latency]}\n",
-            ),
+            Some(&format!(
+                "apiVersion: helios.dev/v1alpha1\nkind: Detector\nmetadata: {{name: latency}}\n\
+                 spec: {{pipelineRef: {{name: web}}, features: [event_count, p99_latency]}}\n\
+                 ---\napiVersion: helios.dev/v1alpha1\nkind: Detector\nmetadata: {{name: {long}}}\n\
+                 spec: {{pipelineRef: {{name: web}}, features: [event_count]}}\n"
+            )),
         )
         .unwrap_or_else(|e| panic!("{e}"));
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         op.assert_running();
         let detector = condition(&kubectl, &ns.name, "detector/latency", "Ready");
+        let long_ready = condition(&kubectl, &ns.name, &format!("detector/{long}"), "Ready");
         let pipeline = condition(&kubectl, &ns.name, "ap/web", "Ready");
         let children = kubectl
             .run(
@@ -1086,7 +1449,7 @@ fn chart_rbac_is_enough_for_the_real_operator_and_no_more() {
             )
             .map(|o| o.success)
             .unwrap_or(false);
-        if detector == "True" && pipeline == "True" && children {
+        if detector == "True" && long_ready == "True" && pipeline == "True" && children {
             break;
         }
         if Instant::now() > deadline {
@@ -1105,13 +1468,90 @@ fn chart_rbac_is_enough_for_the_real_operator_and_no_more() {
                 )
                 .unwrap_or_default();
             panic!(
-                "within 120 s: Detector Ready={detector:?}, pipeline Ready={pipeline:?}, \
-                 detector children exist: {children}\n{status}\noperator log:\n{}",
+                "within 120 s: Detector Ready={detector:?}, {long} Ready={long_ready:?}, \
+                 pipeline Ready={pipeline:?}, detector children exist: {children}\n{status}\n\
+                 operator log:\n{}",
                 op.log()
             );
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The long-named detector's pods run as its own ServiceAccount, under the hashed name.
+    let hashed = kubectl
+        .ok(
+            &[
+                "get",
+                "statefulset",
+                "-n",
+                &ns.name,
+                "-l",
+                &format!("helios.dev/detector={long}"),
+                "-o",
+                "jsonpath={.items[*].metadata.name} {.items[*].spec.template.spec.serviceAccountName}",
+            ],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = hashed.split_whitespace().collect();
+    assert!(
+        names.len() == 2 && names[0] == names[1] && !names[0].ends_with("-detect"),
+        "the long-named detector's StatefulSet/ServiceAccount: {hashed:?}"
+    );
+    kubectl
+        .ok(
+            &[
+                "get",
+                "serviceaccount,role,rolebinding",
+                names[0],
+                "-n",
+                &ns.name,
+            ],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Two ingest replicas add a PodDisruptionBudget; back to one, the operator deletes it
+    // (a DELETE the policy judges by the object being deleted).
+    let pdb_exists = || {
+        kubectl
+            .run(
+                &["get", "pdb", "web-ingest", "-n", &ns.name, "-o", "name"],
+                None,
+            )
+            .map(|o| o.success)
+            .unwrap_or(false)
+    };
+    for (replicas, want) in [(2, true), (1, false)] {
+        kubectl
+            .ok(
+                &[
+                    "patch",
+                    "ap",
+                    "web",
+                    "-n",
+                    &ns.name,
+                    "--type",
+                    "merge",
+                    "-p",
+                    &format!(r#"{{"spec":{{"ingestion":{{"replicas":{replicas}}}}}}}"#),
+                ],
+                None,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while pdb_exists() != want {
+            op.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "with {replicas} ingest replicas the PDB web-ingest exists={} within 60 s; \
+                 operator log:\n{}",
+                !want,
+                op.log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     let forbidden: Vec<String> = op
         .log()
         .lines()
@@ -1120,7 +1560,7 @@ fn chart_rbac_is_enough_for_the_real_operator_and_no_more() {
         .collect();
     assert!(
         forbidden.is_empty(),
-        "the operator hit RBAC denials:\n{}",
+        "the operator hit RBAC or admission policy denials:\n{}",
         forbidden.join("\n")
     );
 
