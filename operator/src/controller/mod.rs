@@ -184,7 +184,8 @@ impl Context {
     }
 }
 
-/// Why a reconcile failed. Variant names are metric labels and Event reasons.
+/// Why a reconcile failed. [`ReconcileError::reason`] is the `reason` label of the failure metric;
+/// [`ReconcileError::stage`] names the stage that failed (in the log).
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// The spec cannot be turned into children (waits for a spec change).
