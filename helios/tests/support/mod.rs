@@ -22,6 +22,8 @@ pub const CONVERGE: Duration = Duration::from_secs(120);
 pub struct Operator {
     child: Child,
     log: PathBuf,
+    /// Port of its `/metrics` (on 127.0.0.1).
+    metrics_port: u16,
 }
 
 impl Operator {
@@ -81,18 +83,38 @@ pub fn free_port() -> u16 {
 
 /// Start `helios operator` for one namespace.
 pub fn start_operator(env: &StackEnv, namespace: &str) -> Operator {
-    let log = std::env::temp_dir().join(format!("helios-operator-{namespace}.log"));
+    spawn_operator(
+        env,
+        namespace,
+        &format!("test-{namespace}"),
+        "info,helios_operator=debug",
+        &format!("helios-operator-{namespace}.log"),
+    )
+}
+
+/// `helios operator` for `namespace` (its Lease there too) as `identity`, logging at `rust_log`
+/// to `log_name` in the temp dir, its metrics on a free port.
+fn spawn_operator(
+    env: &StackEnv,
+    namespace: &str,
+    identity: &str,
+    rust_log: &str,
+    log_name: &str,
+) -> Operator {
+    let log = std::env::temp_dir().join(log_name);
+    let metrics_port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_helios"));
     cmd.arg("operator")
         .arg("--kubeconfig")
         .arg(env.get("KUBECONFIG").unwrap())
         .args(["--namespace", namespace])
         .args(["--leader-election-namespace", namespace])
-        .args(["--identity", &format!("test-{namespace}")])
-        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--identity", identity])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .args(["--worker-image", "helios:e2e"])
         .args(["--lease-duration-secs", "6", "--lease-renew-secs", "2"])
-        .env("RUST_LOG", "info,helios_operator=debug")
+        .env("RUST_LOG", rust_log)
+        .env("NO_COLOR", "1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
@@ -102,6 +124,7 @@ pub fn start_operator(env: &StackEnv, namespace: &str) -> Operator {
     Operator {
         child: cmd.spawn().unwrap(),
         log,
+        metrics_port,
     }
 }
 
@@ -254,6 +277,25 @@ impl Operator {
         self.child.id()
     }
 
+    /// The sum of every sample of metric `name` whose labels contain `labels` (e.g.
+    /// `kind="AnomalyPipeline"`; empty: all), read from the process's `/metrics`; 0 when absent.
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let text = match reqwest::get(&url).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => panic!("GET {url}: {e}\n{}", self.log()),
+        };
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter(|(series, _)| {
+                let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+                metric == name && rest.contains(labels)
+            })
+            .filter_map(|(_, v)| v.parse::<f64>().ok())
+            .sum()
+    }
+
     /// SIGKILL the process (no chance to release the Lease) and reap it.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
@@ -262,43 +304,15 @@ impl Operator {
 }
 
 /// Start `helios operator` for one namespace as `identity` (Lease `helios-operator` in that
-/// namespace, as [`start_operator`]). Its log also has kube-client's request lines, so work done
-/// inside a reconcile shows up as lines in the `reconciling object{..}` span; see
-/// [`reconcile_lines`].
+/// namespace, as [`start_operator`]).
 pub fn start_operator_as(env: &StackEnv, namespace: &str, identity: &str) -> Operator {
-    let log = std::env::temp_dir().join(format!("helios-operator-{namespace}-{identity}.log"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_helios"));
-    cmd.arg("operator")
-        .arg("--kubeconfig")
-        .arg(env.get("KUBECONFIG").unwrap())
-        .args(["--namespace", namespace])
-        .args(["--leader-election-namespace", namespace])
-        .args(["--identity", identity])
-        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--worker-image", "helios:e2e"])
-        .args(["--lease-duration-secs", "6", "--lease-renew-secs", "2"])
-        .env(
-            "RUST_LOG",
-            "info,helios_operator=debug,kube_client::client::builder=debug",
-        )
-        .env("NO_COLOR", "1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
-        cmd.env(k, env.get(k).unwrap());
-    }
-    Operator {
-        child: cmd.spawn().unwrap(),
-        log,
-    }
-}
-
-/// Lines of an operator log written while reconciling (inside kube-runtime's reconcile span).
-pub fn reconcile_lines(log: &str) -> Vec<&str> {
-    log.lines()
-        .filter(|l| l.contains("reconciling object"))
-        .collect()
+    spawn_operator(
+        env,
+        namespace,
+        identity,
+        "info,helios_operator=debug",
+        &format!("helios-operator-{namespace}-{identity}.log"),
+    )
 }
 
 /// The holder of Lease `helios-operator` in `namespace`, `None` when there is none.
@@ -313,6 +327,41 @@ pub async fn lease_holder(client: &Client, namespace: &str) -> Option<String> {
         .and_then(|l| l.spec)
         .and_then(|s| s.holder_identity)
         .filter(|h| !h.is_empty())
+}
+
+/// Wait (watching it, within [`CONVERGE`]) until Lease `helios-operator` in `namespace` was
+/// renewed `n` times: a barrier of `n` renew periods of its holder, instead of a sleep.
+pub async fn lease_renewals(client: &Client, namespace: &str, n: usize) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), namespace);
+    let cfg = watcher::Config::default().fields("metadata.name=helios-operator");
+    let mut seen: Vec<String> = Vec::new();
+    let stream = watcher(leases, cfg).applied_objects();
+    futures::pin_mut!(stream);
+    let waited = tokio::time::timeout(CONVERGE, async {
+        while let Some(Ok(lease)) = stream.next().await {
+            let renewed = lease
+                .spec
+                .and_then(|s| s.renew_time)
+                .map(|t| format!("{t:?}"))
+                .unwrap_or_default();
+            if !seen.contains(&renewed) {
+                seen.push(renewed);
+            }
+            // The first value is the state before the wait.
+            if seen.len() > n {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "Lease helios-operator renewed {} of {n} times within {CONVERGE:?}",
+        seen.len().saturating_sub(1)
+    );
 }
 
 /// Poll `probe` (no operator involved) until it returns `Some` or `within` passes; the error
