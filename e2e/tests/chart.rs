@@ -413,6 +413,59 @@ fn helm_template_with_watch_namespace_renders_namespaced_rbac() {
     );
 }
 
+/// hostNetwork (the operator on a node without a pod network, as on the stack's real node):
+/// the metrics server listens on the pod's IP (the node's address), not on every interface of
+/// the node, and cluster DNS still resolves; extra volumes and mounts follow the chart's own.
+#[test]
+fn helm_template_with_host_network_listens_on_the_pod_ip() {
+    let env = stack();
+    let docs = render(
+        &env,
+        &[
+            "--set",
+            "hostNetwork=true,metrics.port=9471",
+            "--set-json",
+            r#"extraVolumes=[{"name":"ca","configMap":{"name":"ca-bundle"}}]"#,
+            "--set-json",
+            r#"extraVolumeMounts=[{"name":"ca","mountPath":"/etc/ca","readOnly":true}]"#,
+        ],
+    );
+    let pod = &must(&docs, "Deployment", "rel-helios")["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    let c = &pod["containers"][0];
+    let args = c["args"].to_string();
+    assert!(args.contains("\"--metrics-addr=$(POD_IP):9471\""), "{args}");
+    let pod_ip = c["env"]
+        .as_array()
+        .and_then(|e| e.iter().find(|v| v["name"] == "POD_IP"))
+        .unwrap_or_else(|| panic!("env POD_IP missing in {}", c["env"]));
+    assert_eq!(pod_ip["valueFrom"]["fieldRef"]["fieldPath"], "status.podIP");
+    assert_eq!(c["ports"][0]["containerPort"], 9471);
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(names(&pod["volumes"]), ["tmp", "ca"]);
+    assert_eq!(names(&c["volumeMounts"]), ["tmp", "ca"]);
+    assert_eq!(c["volumeMounts"][1]["mountPath"], "/etc/ca");
+
+    // Off by default: no host network, metrics on every interface of the pod's own network.
+    let docs = render(&env, &[]);
+    let pod = &must(&docs, "Deployment", "rel-helios")["spec"]["template"]["spec"];
+    assert!(pod.get("hostNetwork").is_none(), "{pod}");
+    assert!(
+        pod["containers"][0]["args"]
+            .to_string()
+            .contains("\"--metrics-addr=0.0.0.0:8080\""),
+        "{}",
+        pod["containers"][0]["args"]
+    );
+}
+
 /// The CEL expressions of a rendered policy's validations, joined, and their messages.
 fn validations(policy: &Value) -> (String, Vec<String>) {
     let list = policy["spec"]["validations"]

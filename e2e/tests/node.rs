@@ -1,6 +1,6 @@
 //! The real node and the image built here (issue #15): containerd + runc + a kubelet registered
-//! as a tainted Node (`e2e/stack up-node`), and the `helios` image that `make image` assembles
-//! without a container engine or a registry.
+//! as a tainted Node (`e2e/stack up-node`), the `helios` image that `make image` assembles
+//! without a container engine or a registry, and the chart's operator running there as a pod.
 //!
 //! `e2e/stack up` starts the node and `make test` builds the image (from the debug binary) before
 //! the tests; by hand:
@@ -413,4 +413,473 @@ fn tar_member_of_layer(archive: &Path, manifest: &Value, member: &str) -> Vec<u8
 
 fn tempfile_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{}-{name}", helios_e2e::kubectl::unique_suffix()))
+}
+
+// ---- the chart's operator as a pod on the real node -----------------------------------------
+
+/// Run the stack's `helm` with its kubeconfig; (success, stdout + stderr).
+fn helm(env: &StackEnv, args: &[&str]) -> (bool, String) {
+    let bin = env.get("HELM").unwrap_or_else(|e| panic!("{e}"));
+    let kubeconfig = env.get("KUBECONFIG").unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(bin)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// On drop (also when the test fails): the release is uninstalled and the finalizers left on
+/// the namespace's pipelines and detectors are removed, so that the namespace can go.
+struct ReleaseGuard<'a> {
+    node: &'a Node,
+    name: String,
+    namespace: String,
+}
+
+impl Drop for ReleaseGuard<'_> {
+    fn drop(&mut self) {
+        let _ = helm(
+            &self.node.env,
+            &[
+                "uninstall",
+                &self.name,
+                "-n",
+                &self.namespace,
+                "--wait",
+                "--timeout",
+                "60s",
+            ],
+        );
+        for kind in ["ap", "detector"] {
+            let names = self
+                .node
+                .kubectl
+                .ok(&["get", kind, "-n", &self.namespace, "-o", "name"], None)
+                .unwrap_or_default();
+            for obj in names.lines().filter(|l| !l.is_empty()) {
+                let _ = self.node.kubectl.run(
+                    &[
+                        "patch",
+                        obj,
+                        "-n",
+                        &self.namespace,
+                        "--type",
+                        "merge",
+                        "-p",
+                        r#"{"metadata":{"finalizers":null}}"#,
+                    ],
+                    None,
+                );
+            }
+        }
+    }
+}
+
+fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// `GET path` on 127.0.0.1:port; the status line and body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"));
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write request");
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
+}
+
+/// The values that put the chart's operator on the real node: host network (no pod network
+/// here), its taints tolerated, the API server on loopback (no kube-proxy serves the
+/// `kubernetes` Service's IP), a metrics port free on this machine, the image already on the
+/// node, and the ServiceAccount token volume the ServiceAccount admission plugin would add
+/// (the stack's API server runs without it, components/kube.sh; with it, the plugin leaves a
+/// pod that mounts its own token at the default path as it is).
+fn operator_on_node_values(node: &Node, namespace: &str, metrics_port: u16) -> String {
+    let server = node
+        .env
+        .get("KUBE_APISERVER")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let api_port = server.rsplit(':').next().unwrap_or_default();
+    format!(
+        "replicaCount: 1\nwatchNamespace: {namespace}\nhostNetwork: true\n\
+         metrics: {{port: {metrics_port}}}\nimage: {{pullPolicy: Never}}\n\
+         terminationGracePeriodSeconds: 5\nlogging: {{level: info, format: json}}\n\
+         nodeSelector: {{kubernetes.io/hostname: \"{node}\"}}\n\
+         tolerations:\n\
+         \x20 - {{key: {taint}, operator: Exists, effect: NoSchedule}}\n\
+         \x20 - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoSchedule}}\n\
+         extraEnv:\n\
+         \x20 - {{name: KUBERNETES_SERVICE_HOST, value: \"127.0.0.1\"}}\n\
+         \x20 - {{name: KUBERNETES_SERVICE_PORT, value: \"{api_port}\"}}\n\
+         \x20 - {{name: AWS_REGION, value: us-east-1}}\n\
+         \x20 - {{name: AWS_EC2_METADATA_DISABLED, value: \"true\"}}\n\
+         extraVolumes:\n\
+         \x20 - name: sa-token\n\
+         \x20   projected:\n\
+         \x20     sources:\n\
+         \x20       - serviceAccountToken: {{path: token, expirationSeconds: 3607}}\n\
+         \x20       - configMap: {{name: kube-root-ca.crt, items: [{{key: ca.crt, path: ca.crt}}]}}\n\
+         \x20       - downwardAPI: {{items: [{{path: namespace, fieldRef: {{fieldPath: metadata.namespace}}}}]}}\n\
+         extraVolumeMounts:\n\
+         \x20 - {{name: sa-token, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}}\n",
+        node = node.name,
+        taint = node.taint_key,
+    )
+}
+
+/// `helm install` of charts/helios runs the operator as a container on the real node: with the
+/// host network, tolerating the node's taints, authenticated by its own ServiceAccount token
+/// (projected by the kubelet), Ready by its real readiness probe (/readyz on loopback), leading
+/// through the Lease, and reconciling an AnomalyPipeline and a Detector to their children (which
+/// land on kwok's node) and status, with the chart's admission policy on; `kubectl logs` shows
+/// its log; `helm uninstall` stops the container and removes what the chart installed.
+#[test]
+fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
+    let t0 = std::time::Instant::now();
+    let node = node();
+    node.env
+        .require_reachable("Kafka", "KAFKA_BOOTSTRAP")
+        .unwrap_or_else(|e| panic!("{e}"));
+    node.kubectl
+        .install_crds()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ns = node
+        .kubectl
+        .temp_namespace("node-operator")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = format!("o{}", helios_e2e::kubectl::unique_suffix());
+    let full = format!("{name}-helios");
+    let port = free_loopback_port();
+    let values = tempfile_path("operator-values.yaml");
+    std::fs::write(&values, operator_on_node_values(&node, &ns.name, port)).expect("values");
+    let chart = helios_e2e::repo_root().join("charts").join("helios");
+    let chart = chart.to_string_lossy().into_owned();
+    let values_arg = values.to_string_lossy().into_owned();
+    let _release = ReleaseGuard {
+        node: &node,
+        name: name.clone(),
+        namespace: ns.name.clone(),
+    };
+    let (ok, out) = helm(
+        &node.env,
+        &["install", &name, &chart, "-n", &ns.name, "-f", &values_arg],
+    );
+    let _ = std::fs::remove_file(&values);
+    assert!(ok, "helm install: {out}");
+
+    // Ready: the kubelet ran the container and its readiness probe answered.
+    let get = |args: &[&str]| {
+        node.kubectl
+            .ok(args, None)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let selector = format!("app.kubernetes.io/instance={name}");
+    let rolled = node.kubectl.run(
+        &[
+            "rollout",
+            "status",
+            "-n",
+            &ns.name,
+            &format!("deployment/{full}"),
+            "--timeout=120s",
+        ],
+        None,
+    );
+    if !matches!(&rolled, Ok(out) if out.success) {
+        let pods = node
+            .kubectl
+            .ok(
+                &["get", "pods", "-n", &ns.name, "-l", &selector, "-o", "json"],
+                None,
+            )
+            .unwrap_or_default();
+        let logs = node
+            .kubectl
+            .ok(
+                &["logs", "-n", &ns.name, "-l", &selector, "--tail=50"],
+                None,
+            )
+            .unwrap_or_default();
+        panic!(
+            "the operator Deployment did not become available within 120 s: {rolled:?}\n\
+             pods: {pods}\nlogs:\n{logs}"
+        );
+    }
+    let pod_name = get(&[
+        "get",
+        "pods",
+        "-n",
+        &ns.name,
+        "-l",
+        &selector,
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    assert!(
+        !pod_name.is_empty() && !pod_name.contains(' '),
+        "one operator pod: {pod_name:?}"
+    );
+    node.wait_pod(&ns.name, &pod_name, "condition=Ready", "60s");
+    let pod = node.pod_json(&ns.name, &pod_name);
+    assert_eq!(pod["spec"]["nodeName"], node.name.as_str());
+    assert_eq!(pod["spec"]["hostNetwork"], true);
+    assert_eq!(pod["spec"]["serviceAccountName"], full.as_str());
+    assert_eq!(pod["status"]["podIP"], "127.0.0.1");
+    let status = &pod["status"]["containerStatuses"][0];
+    assert_eq!(status["ready"], true, "{status}");
+    let id = status["containerID"].as_str().unwrap_or_default();
+    let hex = id.strip_prefix("containerd://").unwrap_or_default();
+    assert!(
+        hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "not a containerd container ID: {id:?}"
+    );
+    // What the probe asked: /readyz on the pod's IP, here loopback.
+    let readyz = http_get(port, "/readyz");
+    assert!(
+        readyz.lines().next().is_some_and(|l| l.contains(" 200 ")),
+        "/readyz on 127.0.0.1:{port}: {readyz}"
+    );
+
+    // It leads: the Lease in the release namespace names the pod (a ready replica may still be
+    // standing by: first the Lease appears, then its holder). The pod holds no credential but
+    // its ServiceAccount token, so every write it makes is as that account.
+    for condition in [
+        "create".to_string(),
+        format!("jsonpath={{.spec.holderIdentity}}={pod_name}"),
+    ] {
+        let lease = node
+            .kubectl
+            .run(
+                &[
+                    "wait",
+                    "-n",
+                    &ns.name,
+                    "lease/helios-operator",
+                    &format!("--for={condition}"),
+                    "--timeout=60s",
+                ],
+                None,
+            )
+            .expect("kubectl runs");
+        assert!(
+            lease.success,
+            "the operator pod did not take the Lease within 60 s ({condition}): {}\nlog:\n{}",
+            lease.stderr,
+            node.kubectl
+                .ok(&["logs", "-n", &ns.name, &pod_name, "--tail=50"], None)
+                .unwrap_or_default()
+        );
+    }
+
+    // It reconciles: a pipeline and a detector get their children and their status.
+    let bootstrap = node
+        .env
+        .get("KAFKA_BOOTSTRAP")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: web-token}}\n\
+         stringData: {{token: t0k3n-web}}\n---\n\
+         apiVersion: helios.dev/v1alpha1\nkind: AnomalyPipeline\nmetadata:\n  name: web\nspec:\n\
+         \x20 kafka:\n    bootstrapServers: \"{bootstrap}\"\n    topics:\n\
+         \x20     events: {{partitions: 1, replicationFactor: 1}}\n\
+         \x20     anomalies: {{partitions: 1, replicationFactor: 1}}\n\
+         \x20   deletionPolicy: Delete\n  ingestion:\n    replicas: 1\n\
+         \x20   authTokenSecretRef: {{name: web-token, key: token}}\n---\n\
+         apiVersion: helios.dev/v1alpha1\nkind: Detector\nmetadata: {{name: latency}}\n\
+         spec: {{pipelineRef: {{name: web}}, features: [event_count, p99_latency]}}\n"
+    );
+    let applied = node
+        .kubectl
+        .run(&["apply", "-n", &ns.name, "-f", "-"], Some(&manifest))
+        .expect("kubectl runs");
+    assert!(applied.success, "kubectl apply: {}", applied.stderr);
+    let operator_log = || {
+        node.kubectl
+            .ok(&["logs", "-n", &ns.name, &pod_name, "--tail=80"], None)
+            .unwrap_or_default()
+    };
+    for (obj, condition) in [
+        ("ap/web", "jsonpath={.status.observedGeneration}=1"),
+        (
+            "detector/latency",
+            "jsonpath={.status.observedGeneration}=1",
+        ),
+        ("ap/web", "condition=Ready"),
+        ("detector/latency", "condition=Ready"),
+    ] {
+        let waited = node
+            .kubectl
+            .run(
+                &[
+                    "wait",
+                    "-n",
+                    &ns.name,
+                    obj,
+                    &format!("--for={condition}"),
+                    "--timeout=120s",
+                ],
+                None,
+            )
+            .expect("kubectl runs");
+        if !waited.success {
+            let status = node
+                .kubectl
+                .ok(
+                    &["get", obj, "-n", &ns.name, "-o", "jsonpath={.status}"],
+                    None,
+                )
+                .unwrap_or_default();
+            panic!(
+                "{obj} did not reach {condition} within 120 s: {}\nstatus: {status}\n\
+                 operator log:\n{}",
+                waited.stderr,
+                operator_log()
+            );
+        }
+    }
+    get(&[
+        "get",
+        "deployment/web-ingest",
+        "statefulset/latency-detect",
+        "serviceaccount/latency-detect",
+        "role/latency-detect",
+        "rolebinding/latency-detect",
+        "-n",
+        &ns.name,
+        "-o",
+        "name",
+    ]);
+
+    // kubectl logs: the kubelet serves the container's log; nothing was refused.
+    let logs = get(&["logs", "-n", &ns.name, &pod_name]);
+    assert!(
+        logs.lines().any(|l| l.starts_with('{')),
+        "no JSON log lines from the operator pod:\n{logs}"
+    );
+    let denied: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "the operator hit RBAC or admission policy denials:\n{}",
+        denied.join("\n")
+    );
+
+    // Deleting: the finalizer runs in the pod; then the release goes, and the container stops.
+    let deleted = node
+        .kubectl
+        .run(
+            &[
+                "delete",
+                "-n",
+                &ns.name,
+                "detector/latency",
+                "ap/web",
+                "--timeout=60s",
+            ],
+            None,
+        )
+        .expect("kubectl runs");
+    assert!(
+        deleted.success,
+        "the pipeline and detector were not deleted within 60 s: {}\noperator log:\n{}",
+        deleted.stderr,
+        operator_log()
+    );
+    let (ok, out) = helm(
+        &node.env,
+        &[
+            "uninstall",
+            &name,
+            "-n",
+            &ns.name,
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    );
+    assert!(ok, "helm uninstall: {out}");
+    let gone = node
+        .kubectl
+        .run(
+            &[
+                "wait",
+                "-n",
+                &ns.name,
+                &format!("pod/{pod_name}"),
+                "--for=delete",
+                "--timeout=60s",
+            ],
+            None,
+        )
+        .expect("kubectl runs");
+    assert!(
+        gone.success,
+        "the operator pod was not deleted within 60 s: {}",
+        gone.stderr
+    );
+    let left = get(&[
+        "get",
+        "deployment,serviceaccount,role,rolebinding,service",
+        "-n",
+        &ns.name,
+        "-l",
+        &selector,
+        "-o",
+        "name",
+    ]);
+    assert!(left.trim().is_empty(), "left by helm uninstall: {left}");
+    let policy = node
+        .kubectl
+        .run(
+            &["get", "validatingadmissionpolicy", &full, "-o", "name"],
+            None,
+        )
+        .expect("kubectl runs");
+    assert!(
+        !policy.success && policy.stderr.contains("NotFound"),
+        "the admission policy {full} is left: {} {}",
+        policy.stdout,
+        policy.stderr
+    );
+    let sock = node
+        .env
+        .get("CONTAINERD_ADDRESS")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tasks = Command::new("ctr")
+        .args(["--address", sock, "--namespace", "k8s.io", "tasks", "ls"])
+        .output()
+        .expect("ctr runs");
+    let tasks = String::from_utf8_lossy(&tasks.stdout).into_owned();
+    assert!(
+        !tasks
+            .lines()
+            .any(|l| l.starts_with(hex) && l.contains("RUNNING")),
+        "the operator's container {hex} still runs in containerd:\n{tasks}"
+    );
+    eprintln!(
+        "the chart's operator on the real node: install to uninstall in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 }
