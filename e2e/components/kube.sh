@@ -13,14 +13,23 @@ kube_installed() {
 kube_install() {
   kube_installed && return 0
   log "building Kubernetes v$KUBE_VERSION control plane (cold: 15-25 min on 2 cores)"
-  local src="$KUBE_HOME/src" minor staging gomod m
-  rm -rf "$src"; mkdir -p "$src" "$KUBE_HOME/bin"
+  kube_build "$KUBE_HOME/src" "${KUBE_BINS[@]}" || die "building Kubernetes failed"
+  kube_installed || die "Kubernetes binaries missing after build"
+}
+
+# kube_build SRC CMD...: build k8s.io/kubernetes/cmd/CMD of v$KUBE_VERSION (the staging modules
+# replaced by their published v0.x versions, the version stamped in) in a wrapper module at SRC,
+# then move the binaries into $KUBE_HOME/bin together (a half-built one is never there).
+kube_build() {
+  local src=$1; shift
+  local minor staging
+  rm -rf "$src"; mkdir -p "$src/bin" "$KUBE_HOME/bin"
   minor=$(cut -d. -f2 <<<"$KUBE_VERSION")
   staging="v0.${KUBE_VERSION#1.}"
   (
     set -euo pipefail
     cd "$src"
-    go mod init local/k8sbins >/dev/null 2>&1
+    go mod init "local/k8s-$(basename "$src")" >/dev/null 2>&1
     go mod edit -require="k8s.io/kubernetes@v$KUBE_VERSION"
     gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" |
       python3 -c 'import sys,json;print(json.load(sys.stdin)["GoMod"])')
@@ -31,20 +40,20 @@ kube_install() {
       echo '//go:build tools'
       echo 'package tools'
       echo 'import ('
-      for b in "${KUBE_BINS[@]}"; do echo "  _ \"k8s.io/kubernetes/cmd/$b\""; done
+      for b in "$@"; do echo "  _ \"k8s.io/kubernetes/cmd/$b\""; done
       echo ')'
     } >tools.go
     go mod tidy >/dev/null 2>&1 || go mod tidy
-    local ld="-s -w"
+    ld="-s -w"
     for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       ld+=" -X $p.gitVersion=v$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
       ld+=" -X $p.gitTreeState=clean"
     done
-    local pkgs=()
-    for b in "${KUBE_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-    go build -trimpath -ldflags "$ld" -o "$KUBE_HOME/bin/" "${pkgs[@]}"
-  ) || die "building Kubernetes failed"
-  kube_installed || die "Kubernetes binaries missing after build"
+    pkgs=()
+    for b in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+    go build -trimpath -ldflags "$ld" -o "$src/bin/" "${pkgs[@]}"
+    for b in "$@"; do mv "$src/bin/$b" "$KUBE_HOME/bin/$b"; done
+  )
 }
 
 # kube_pki: a CA, the API server's serving certificate, the service-account key and the admin

@@ -55,30 +55,7 @@ node_kubelet_installed() { [[ -x "$KUBE_HOME/bin/kubelet" ]]; }
 node_kubelet_install() {
   node_kubelet_installed && return 0
   log "building kubelet v$KUBE_VERSION (warm Go cache: ~1 min; cold: 10-15 min on 2 cores)"
-  local src="$KUBE_HOME/kubelet-src" minor staging gomod m p ld
-  rm -rf "$src"; mkdir -p "$src" "$KUBE_HOME/bin"
-  minor=$(cut -d. -f2 <<<"$KUBE_VERSION")
-  staging="v0.${KUBE_VERSION#1.}"
-  (
-    set -euo pipefail
-    cd "$src"
-    go mod init local/k8skubelet >/dev/null 2>&1
-    go mod edit -require="k8s.io/kubernetes@v$KUBE_VERSION"
-    gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" |
-      python3 -c 'import sys,json;print(json.load(sys.stdin)["GoMod"])')
-    for m in $(sed -n 's|^\s*k8s.io/\(\S*\) => ./staging/.*|\1|p' "$gomod"); do
-      go mod edit -replace="k8s.io/$m=k8s.io/$m@$staging"
-    done
-    printf '//go:build tools\npackage tools\nimport _ "k8s.io/kubernetes/cmd/kubelet"\n' >tools.go
-    go mod tidy >/dev/null 2>&1 || go mod tidy
-    ld="-s -w"
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ld+=" -X $p.gitVersion=v$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-      ld+=" -X $p.gitTreeState=clean"
-    done
-    go build -trimpath -ldflags "$ld" -o "$KUBE_HOME/bin/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet
-    mv "$KUBE_HOME/bin/kubelet.tmp" "$KUBE_HOME/bin/kubelet"
-  ) || die "building kubelet failed"
+  kube_build "$KUBE_HOME/kubelet-src" kubelet || die "building kubelet failed"
   node_kubelet_installed || die "kubelet missing after build"
 }
 

@@ -77,6 +77,29 @@ impl Kubectl {
         }
     }
 
+    /// Best effort: remove the finalizers of every object of `kind` in `namespace`, so a test
+    /// that stopped its operator early does not leave the namespace stuck terminating.
+    pub fn drop_finalizers(&self, kind: &str, namespace: &str) {
+        let names = self
+            .ok(&["get", kind, "-n", namespace, "-o", "name"], None)
+            .unwrap_or_default();
+        for obj in names.lines().filter(|l| !l.is_empty()) {
+            let _ = self.run(
+                &[
+                    "patch",
+                    obj,
+                    "-n",
+                    namespace,
+                    "--type",
+                    "merge",
+                    "-p",
+                    r#"{"metadata":{"finalizers":null}}"#,
+                ],
+                None,
+            );
+        }
+    }
+
     /// Install (server-side apply) the checked-in CRDs and wait until both are Established.
     pub fn install_crds(&self) -> Result<(), String> {
         let dir = crate::repo_root().join("crds").join("yaml");

@@ -1131,25 +1131,7 @@ impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let names = self
-            .kubectl
-            .ok(&["get", "ap", "-n", &self.namespace, "-o", "name"], None)
-            .unwrap_or_default();
-        for obj in names.lines().filter(|l| !l.is_empty()) {
-            let _ = self.kubectl.run(
-                &[
-                    "patch",
-                    obj,
-                    "-n",
-                    &self.namespace,
-                    "--type",
-                    "merge",
-                    "-p",
-                    r#"{"metadata":{"finalizers":null}}"#,
-                ],
-                None,
-            );
-        }
+        self.kubectl.drop_finalizers("ap", &self.namespace);
     }
 }
 
@@ -1166,13 +1148,6 @@ fn helios_binary() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 /// A kubeconfig for the same server and CA as the stack's, authenticating with `token`.
@@ -1347,7 +1322,7 @@ fn chart_rbac_is_enough_for_the_real_operator_and_no_more() {
         "an unmanaged Deployment was not refused by the policy: {err}"
     );
 
-    let port = free_port();
+    let port = helios_e2e::free_port().expect("a free port");
     let log = dir.path.join("operator.log");
     let log_file = std::fs::File::create(&log).expect("create log");
     let kubeconfig_arg = kubeconfig.to_string_lossy().into_owned();

@@ -459,35 +459,9 @@ impl Drop for ReleaseGuard<'_> {
             ],
         );
         for kind in ["ap", "detector"] {
-            let names = self
-                .node
-                .kubectl
-                .ok(&["get", kind, "-n", &self.namespace, "-o", "name"], None)
-                .unwrap_or_default();
-            for obj in names.lines().filter(|l| !l.is_empty()) {
-                let _ = self.node.kubectl.run(
-                    &[
-                        "patch",
-                        obj,
-                        "-n",
-                        &self.namespace,
-                        "--type",
-                        "merge",
-                        "-p",
-                        r#"{"metadata":{"finalizers":null}}"#,
-                    ],
-                    None,
-                );
-            }
+            self.node.kubectl.drop_finalizers(kind, &self.namespace);
         }
     }
-}
-
-fn free_loopback_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 /// `GET path` on 127.0.0.1:port; the status line and body.
@@ -569,7 +543,7 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
         .unwrap_or_else(|e| panic!("{e}"));
     let name = format!("o{}", helios_e2e::kubectl::unique_suffix());
     let full = format!("{name}-helios");
-    let port = free_loopback_port();
+    let port = helios_e2e::free_port().expect("a free port");
     let values = tempfile_path("operator-values.yaml");
     std::fs::write(&values, operator_on_node_values(&node, &ns.name, port)).expect("values");
     let chart = helios_e2e::repo_root().join("charts").join("helios");

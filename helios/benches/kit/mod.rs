@@ -48,15 +48,6 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:010x}", h & 0xff_ffff_ffff)
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free loopback port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
-
 /// Fails loudly unless `value` (a URL or host:port list) names only loopback addresses.
 pub fn require_loopback(what: &str, value: &str) {
     let rest = value.split_once("://").map_or(value, |(_, r)| r);
@@ -92,7 +83,7 @@ impl Worker {
         anomalies_topic: &str,
         extra: &[&str],
     ) -> Self {
-        let port = free_port();
+        let port = helios_e2e::free_port().expect("a free loopback port");
         let log =
             std::env::temp_dir().join(format!("helios-bench-{}.log", detector.replace('/', "-")));
         let child = Command::new(env!("CARGO_BIN_EXE_helios"))

@@ -73,14 +73,6 @@ pub async fn kube_client(env: &StackEnv) -> Client {
     Client::try_from(config).unwrap()
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Start `helios operator` for one namespace.
 pub fn start_operator(env: &StackEnv, namespace: &str) -> Operator {
     spawn_operator(
@@ -102,7 +94,7 @@ fn spawn_operator(
     log_name: &str,
 ) -> Operator {
     let log = std::env::temp_dir().join(log_name);
-    let metrics_port = free_port();
+    let metrics_port = helios_e2e::free_port().expect("a free port");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_helios"));
     cmd.arg("operator")
         .arg("--kubeconfig")
