@@ -79,9 +79,7 @@ pub struct Verdict {
     pub score: Option<f64>,
     /// Flagged (above the threshold, or a guard fired).
     pub anomalous: bool,
-    /// A guard flagged it whatever the threshold.
-    pub forced: bool,
-    /// Which guard flagged it.
+    /// The guard that flagged it whatever the threshold, if any.
     pub guard: Option<Guard>,
     /// Threshold in force for this key (`None` while warming up).
     pub threshold: Option<f64>,
@@ -95,6 +93,13 @@ pub struct Verdict {
     pub transition: Transition,
     /// Warm-up progress `(seen, needed)` while warming up.
     pub warmup: Option<(usize, usize)>,
+}
+
+impl Verdict {
+    /// A guard flagged it whatever the threshold.
+    pub fn forced(&self) -> bool {
+        self.guard.is_some()
+    }
 }
 
 /// Model state of one key, for status and metrics.
@@ -285,17 +290,15 @@ impl DetectorCore {
             .map(|t| t.value);
         let step = self.step(key, start_ms, values)?;
         let m = self.keys.get(key);
-        let (score, anomalous, forced, model_version, warmup, max_z) = match &step {
-            Step::WarmingUp { seen, needed } => {
-                (None, false, false, 0, Some((*seen, *needed)), None)
-            }
+        let (score, anomalous, guard, model_version, warmup, max_z) = match step {
+            Step::WarmingUp { seen, needed } => (None, false, None, 0, Some((seen, needed)), None),
             Step::Scored(s) => {
                 let t = threshold.unwrap_or(threshold::CALIBRATING_THRESHOLD);
-                let anomalous = s.forced || crate::alert::exceeds(s.score, t);
+                let anomalous = s.forced() || crate::alert::exceeds(s.score, t);
                 (
                     Some(s.score),
                     anomalous,
-                    s.forced,
+                    s.guard,
                     s.model_version,
                     None,
                     Some(s.max_z),
@@ -308,7 +311,9 @@ impl DetectorCore {
             None
         };
         let drivers = match (&explanation, max_z) {
-            (Some(e), Some((z, j))) => drivers(e, forced.then_some((z, j)), &self.cfg.features),
+            (Some(e), Some((z, j))) => {
+                drivers(e, guard.is_some().then_some((z, j)), &self.cfg.features)
+            }
             _ => Vec::new(),
         };
         let verdict = WindowVerdict {
@@ -324,11 +329,7 @@ impl DetectorCore {
         Ok(Verdict {
             score,
             anomalous,
-            forced,
-            guard: match step {
-                Step::Scored(s) => s.guard,
-                Step::WarmingUp { .. } => None,
-            },
+            guard,
             threshold: if warmup.is_some() { None } else { threshold },
             model_version,
             explanation,

@@ -81,14 +81,19 @@ struct Deviation {
 pub struct KeyScore {
     /// Final score in [0, 1].
     pub score: f64,
-    /// A guard flagged the window (anomalous whatever the threshold).
-    pub forced: bool,
-    /// Which guard flagged it.
+    /// The guard that flagged the window (anomalous whatever the threshold), if any.
     pub guard: Option<Guard>,
     /// Largest robust z of a base feature's deviation and that feature's index.
     pub max_z: (f64, usize),
     /// Model version that scored it.
     pub model_version: u64,
+}
+
+impl KeyScore {
+    /// A guard flagged the window.
+    pub fn forced(&self) -> bool {
+        self.guard.is_some()
+    }
 }
 
 /// The guard that flagged a window whatever the threshold.
@@ -644,7 +649,6 @@ impl KeyModel {
                 }
                 Step::Scored(KeyScore {
                     score,
-                    forced,
                     guard: fired.map(|(g, _)| g),
                     max_z,
                     model_version: version,

@@ -95,7 +95,7 @@ fn a_correlation_break_inside_every_range_is_flagged_by_the_model() {
         if is_break {
             assert!(cpu > lo[1] && cpu < hi[1] && requests > lo[0] && requests < hi[0]);
             flagged_break += usize::from(v.anomalous);
-            forced_break += usize::from(v.forced);
+            forced_break += usize::from(v.forced());
         } else if i > 2 * DAY_MS / STEP && v.anomalous {
             flagged_clean += 1;
         }

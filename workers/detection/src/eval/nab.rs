@@ -263,7 +263,7 @@ pub fn score_corpus(series: &[NabSeries], cfg: &NabConfig) -> Result<Vec<ScoredS
             windows.push(ReplayWindow {
                 start_ms: start,
                 score: v.score.unwrap_or(0.0),
-                forced: v.forced,
+                forced: v.forced(),
                 floor_ok: floor.is_none_or(|f| x >= f),
             });
         }

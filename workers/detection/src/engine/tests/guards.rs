@@ -144,7 +144,7 @@ fn drop_and_drift(guard: bool) -> (usize, [Option<i64>; 2], usize) {
         let out = c
             .observe("svc", ts, ts + STEP, &[v.round(), 0.0])
             .expect("observe");
-        let by_drop_guard = out.forced && out.drivers.first().is_some_and(|d| d == "event_count");
+        let by_drop_guard = out.forced() && out.drivers.first().is_some_and(|d| d == "event_count");
         if let Some(d) = drop {
             if by_drop_guard && first[d].is_none() {
                 first[d] = Some(i - drops[d]);
