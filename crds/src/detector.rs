@@ -171,6 +171,21 @@ pub struct ModelSpec {
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 64))]
     pub shingle_size: i32,
+    /// For bursty series (tweet volumes, network bytes, ad clicks) with `RobustForest`: a
+    /// window's surprise is also measured against this upper quantile of the key's own recent
+    /// (smoothed) raw scores, so bursts of a size the history often has stop paging while one
+    /// far beyond them still does. Unset: the spread of the typical scores alone (MAD).
+    /// 0.995 is what the NAB figures use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.5, max = 0.9999))]
+    pub tail_quantile: Option<f64>,
+    /// With `RobustForest`: how many windows' raw scores are averaged before the likelihood.
+    /// Longer finds sustained shifts in noisy series and pages later for brief ones (a value
+    /// far beyond the range is paged at once by the range guard whatever it is). Unset: 5, or
+    /// 3 when every feature is a request feature. The NAB figures use 16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 288))]
+    pub score_smoothing: Option<i32>,
 }
 
 impl Default for ModelSpec {
@@ -184,6 +199,8 @@ impl Default for ModelSpec {
             threshold: None,
             seed: default_seed(),
             shingle_size: 1,
+            tail_quantile: None,
+            score_smoothing: None,
         }
     }
 }

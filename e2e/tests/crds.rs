@@ -76,6 +76,18 @@ fn cases() -> Vec<Case> {
             expect: &["spec.model.threshold"],
         },
         Case {
+            name: "tail quantile 1",
+            base: None,
+            bad: det_model("{tailQuantile: 1}"),
+            expect: &["spec.model.tailQuantile"],
+        },
+        Case {
+            name: "score smoothing 0",
+            base: None,
+            bad: det_model("{scoreSmoothing: 0}"),
+            expect: &["spec.model.scoreSmoothing"],
+        },
+        Case {
             name: "hop > size",
             base: None,
             bad: format!("{DETECTOR}  window: {{size: 5m, hop: 10m}}\n"),

@@ -48,6 +48,10 @@ enum What {
         /// Threads over files (results do not depend on it).
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Also print, per file and seed, where in each labelled window the first alert fell
+        /// and how many alerts fell outside the windows.
+        #[arg(long)]
+        per_file: bool,
     },
     /// Any dataset in the layout `train/<name>.txt`, `test/<name>.txt`, `test_label/<name>.txt`:
     /// point-wise and point-adjusted P/R/F1 and ROC-AUC per series and overall.
@@ -124,6 +128,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             seeds,
             files,
             threads,
+            per_file,
         } => nab(
             dir,
             detector.as_deref(),
@@ -131,6 +136,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             seeds,
             files,
             *threads,
+            *per_file,
         ),
         What::Multivariate {
             dir,
@@ -223,14 +229,22 @@ fn nab(
     seeds: &[i64],
     files: &[String],
     threads: usize,
+    per_file: bool,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let runs = nab_runs(dir, detector, algorithm, seeds, files, threads)?;
     for (seed, run) in &runs {
-        println!(
-            "## seed {seed}\n\n{}\n\n{}\n\n{}\n",
-            run.tuning, run.held_out, run.corpus
-        );
+        if per_file {
+            println!(
+                "## seed {seed}\n\n{:#}\n\n{:#}\n\n{:#}\n",
+                run.tuning, run.held_out, run.corpus
+            );
+        } else {
+            println!(
+                "## seed {seed}\n\n{}\n\n{}\n\n{}\n",
+                run.tuning, run.held_out, run.corpus
+            );
+        }
     }
     println!("## NAB summary over seeds {seeds:?} (mean ± half-range)\n");
     println!(

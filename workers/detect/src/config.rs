@@ -6,6 +6,7 @@ use helios_crds::DetectorSpec;
 use helios_crds::detector::{AlertMode, Seasonality};
 use helios_detection::alert::{AlertPolicy, Mode, Severity, SeverityBand};
 use helios_detection::engine::CoreConfig;
+use helios_detection::engine::likelihood::LikelihoodConfig;
 use helios_detection::engine::model::{Algorithm, ModelConfig};
 use helios_detection::engine::range::GuardTail;
 use helios_detection::engine::seasonal::SeasonalityMode;
@@ -250,6 +251,19 @@ pub fn core_config(
         retrain_every,
         history: positive("training.historyWindows", spec.training.history_windows)?,
         shingle: positive("model.shingleSize", spec.model.shingle_size)? - 1,
+        likelihood: LikelihoodConfig {
+            tail_quantile: tail_quantile(spec.model.tail_quantile)?,
+            short: match spec.model.score_smoothing {
+                Some(n) if n > 288 => {
+                    return Err(ConfigError::Invalid(format!(
+                        "model.scoreSmoothing must be in [1, 288], got {n}"
+                    )));
+                }
+                Some(n) => positive("model.scoreSmoothing", n)?,
+                None => defaults.likelihood.short,
+            },
+            ..defaults.likelihood
+        },
         seasonality: match spec.model.seasonality {
             Seasonality::Auto => SeasonalityMode::Auto,
             Seasonality::Daily => SeasonalityMode::Daily,
@@ -267,6 +281,16 @@ pub fn core_config(
     helios_detection::engine::DetectorCore::new(cfg.clone())
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     Ok(cfg)
+}
+
+/// `model.tailQuantile`, which must lie in [0.5, 0.9999].
+fn tail_quantile(q: Option<f64>) -> Result<Option<f64>, ConfigError> {
+    match q {
+        Some(q) if !(0.5..=0.9999).contains(&q) => Err(ConfigError::Invalid(format!(
+            "model.tailQuantile must be in [0.5, 0.9999], got {q}"
+        ))),
+        q => Ok(q),
+    }
 }
 
 /// Maps a spec severity onto the library's.
@@ -341,7 +365,8 @@ mod tests {
             "window": {"size": "1m", "hop": "30s", "allowedLateness": "5s"},
             "features": ["p99_latency", "error_rate", "metrics.cpu"],
             "model": {"algorithm": "IsolationForest", "trees": 50, "sampleSize": 128,
-                      "threshold": -0.7, "seed": 7, "shingleSize": 3, "seasonality": "Off"},
+                      "threshold": -0.7, "seed": 7, "shingleSize": 3, "seasonality": "Off",
+                      "tailQuantile": 0.99, "scoreSmoothing": 12},
             "training": {"warmupWindows": 10, "retrainInterval": "10m", "historyWindows": 500},
             "alerting": {"mode": "DryRun", "minConsecutiveWindows": 2, "cooldown": "5m",
                          "floors": {"p99_latency": 200.0},
@@ -381,6 +406,8 @@ mod tests {
             (50, 128, 7)
         );
         assert_eq!(m.min_scales, vec![1.0, 0.01, 1e-6]);
+        assert_eq!(m.likelihood.tail_quantile, Some(0.99));
+        assert_eq!(m.likelihood.short, 12);
         assert_eq!(c.core.rule, ThresholdRule::Score(0.7));
         assert_eq!(c.core.hop_ms, 30_000);
         let p = c.policy();
@@ -413,6 +440,8 @@ mod tests {
         assert_eq!(c.core.model.seasonality, SeasonalityMode::Auto);
         assert_eq!(c.core.model.retrain_every, 12); // 1h / 5m
         assert_eq!(c.core.model.shingle, 0);
+        assert_eq!(c.core.model.likelihood.tail_quantile, None);
+        assert_eq!(c.core.model.likelihood.short, 3, "request features only");
         assert_eq!(c.policy().mode, Mode::Enforce);
         assert_eq!(c.policy().severity(0.7), Severity::Warning);
         assert_eq!(c.policy().severity(0.76), Severity::Critical);
@@ -442,6 +471,14 @@ mod tests {
         let mut dup = base.clone();
         dup["features"] = serde_json::json!(["event_count", "event_count"]);
         assert!(DetectorConfig::from_spec(&spec(dup), id()).is_err());
+        let mut bad_tail = base.clone();
+        bad_tail["model"] = serde_json::json!({"tailQuantile": 1.0});
+        let err = DetectorConfig::from_spec(&spec(bad_tail), id()).unwrap_err();
+        assert!(err.to_string().contains("model.tailQuantile"), "{err}");
+        let mut bad_smoothing = base.clone();
+        bad_smoothing["model"] = serde_json::json!({"scoreSmoothing": 0});
+        let err = DetectorConfig::from_spec(&spec(bad_smoothing), id()).unwrap_err();
+        assert!(err.to_string().contains("model.scoreSmoothing"), "{err}");
         let mut unknown = base;
         unknown["features"] = serde_json::json!(["p50_latency"]);
         let err = DetectorConfig::from_spec(&spec(unknown), id()).unwrap_err();

@@ -206,6 +206,37 @@ pub struct NabReport {
     pub window_prf: Prf,
     /// Alerts fired at the standard profile's threshold.
     pub alerts: usize,
+    /// Per file, what those alerts did (in the order of the series).
+    pub per_file: Vec<FileOutcome>,
+}
+
+/// One file's alerts at the standard threshold, window by window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileOutcome {
+    /// Relative file name.
+    pub name: String,
+    /// Per labelled window: where in it the first alert fell (0 = its first row, 1 = its last),
+    /// `None` when no alert fell inside it.
+    pub first_alert: Vec<Option<f64>>,
+    /// Alerts outside every window (probation excluded).
+    pub outside: usize,
+}
+
+impl fmt::Display for FileOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let windows: Vec<String> = self
+            .first_alert
+            .iter()
+            .map(|w| w.map_or("missed".to_string(), |p| format!("{p:.2}")))
+            .collect();
+        write!(
+            f,
+            "| {} | {} | {} |",
+            self.name,
+            windows.join(", "),
+            self.outside
+        )
+    }
 }
 
 impl NabReport {
@@ -235,6 +266,16 @@ impl fmt::Display for NabReport {
             )?;
         }
         let w = &self.window_prf;
+        if f.alternate() {
+            writeln!(
+                f,
+                "| file | first alert in each window (0 = start) | alerts outside |"
+            )?;
+            writeln!(f, "|---|---|---|")?;
+            for o in &self.per_file {
+                writeln!(f, "{o}")?;
+            }
+        }
         write!(
             f,
             "alerts at the standard threshold: {}; windows detected {}/{}, alerts outside windows {}, precision {:.3}, recall {:.3}, F1 {:.3}",
@@ -388,6 +429,7 @@ pub fn evaluate(
     let t = best.first().map_or(1.0, |b| b.0);
     let det = detections(series, policy, t);
     let (mut tp, mut fp, mut total, mut alerts) = (0, 0, 0, 0);
+    let mut per_file = Vec::with_capacity(series.len());
     for (s, d) in series.iter().zip(&det) {
         let n = s.windows.len();
         let probation = probation_rows(n);
@@ -397,6 +439,20 @@ pub fn evaluate(
             alerts += 1;
         }
         let w = window_prf(&flags, &s.truth.windows);
+        per_file.push(FileOutcome {
+            name: s.name.clone(),
+            first_alert: s
+                .truth
+                .windows
+                .iter()
+                .map(|&(l, r)| {
+                    (l..=r)
+                        .find(|&i| flags[i])
+                        .map(|i| (i - l) as f64 / (r - l).max(1) as f64)
+                })
+                .collect(),
+            outside: w.fp,
+        });
         tp += w.tp;
         fp += w.fp;
         total += s.truth.windows.len();
@@ -409,6 +465,7 @@ pub fn evaluate(
         profiles,
         window_prf: Prf::from_counts(tp, fp, total - tp),
         alerts,
+        per_file,
     }
 }
 
