@@ -126,7 +126,7 @@ kube_start() {
       --service-cluster-ip-range=10.0.0.0/16 --allow-privileged=true --authorization-mode=Node,RBAC \
       --token-auth-file="$pki/tokens.csv" --service-account-issuer="https://127.0.0.1:$port" \
       --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-      --disable-admission-plugins=ServiceAccount --profiling=false --v=1
+      --profiling=false --v=1
     wait_for kube-apiserver 180 kube_ready "$port"
   fi
   if ! running kube-controller-manager; then

@@ -121,6 +121,36 @@ impl Kubectl {
         Ok(())
     }
 
+    /// Wait (one bounded `kubectl wait --for=create`) until kube-controller-manager's
+    /// serviceaccount controller has created the `default` ServiceAccount of `namespace`. With
+    /// the API server's ServiceAccount admission plugin on, a bare Pod created in a new namespace
+    /// before then is refused ("serviceaccount default not found"); controllers retry, a test
+    /// that creates a Pod itself waits here first.
+    pub fn wait_default_service_account(
+        &self,
+        namespace: &str,
+        timeout_secs: u32,
+    ) -> Result<(), String> {
+        self.ok(
+            &[
+                "wait",
+                "-n",
+                namespace,
+                "serviceaccount/default",
+                "--for=create",
+                &format!("--timeout={timeout_secs}s"),
+            ],
+            None,
+        )
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "{e}\nthe ServiceAccount default of {namespace} was not created within \
+                 {timeout_secs} s (is kube-controller-manager's serviceaccount controller running?)"
+            )
+        })
+    }
+
     /// Create a uniquely named namespace that is deleted when the guard drops.
     pub fn temp_namespace(&self, prefix: &str) -> Result<TempNamespace, String> {
         let name = format!("{prefix}-{}", unique_suffix());

@@ -174,6 +174,10 @@ fn real_node_runs_a_pod_in_containerd() {
         .kubectl
         .temp_namespace("node-pause")
         .unwrap_or_else(|e| panic!("{e}"));
+    // The ServiceAccount admission plugin refuses a bare Pod until the namespace has it.
+    node.kubectl
+        .wait_default_service_account(&ns.name, 30)
+        .unwrap_or_else(|e| panic!("{e}"));
     let applied = node
         .kubectl
         .apply(&node.pod(&ns.name, "pause", PAUSE_IMAGE, "Always", &[]))
@@ -207,6 +211,10 @@ fn helios_image_runs_on_the_real_node() {
     let ns = node
         .kubectl
         .temp_namespace("node-helios")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The ServiceAccount admission plugin refuses a bare Pod until the namespace has it.
+    node.kubectl
+        .wait_default_service_account(&ns.name, 30)
         .unwrap_or_else(|e| panic!("{e}"));
     let applied = node
         .kubectl
@@ -484,10 +492,9 @@ fn http_get(port: u16, path: &str) -> String {
 
 /// The values that put the chart's operator on the real node: host network (no pod network
 /// here), its taints tolerated, the API server on loopback (no kube-proxy serves the
-/// `kubernetes` Service's IP), a metrics port free on this machine, the image already on the
-/// node, and the ServiceAccount token volume the ServiceAccount admission plugin would add
-/// (the stack's API server runs without it, components/kube.sh; with it, the plugin leaves a
-/// pod that mounts its own token at the default path as it is).
+/// `kubernetes` Service's IP), a metrics port free on this machine and the image already on the
+/// node. No token volume: the API server's ServiceAccount admission plugin adds the pod's
+/// (components/kube.sh), as on a real cluster.
 fn operator_on_node_values(node: &Node, namespace: &str, metrics_port: u16) -> String {
     let server = node
         .env
@@ -506,16 +513,7 @@ fn operator_on_node_values(node: &Node, namespace: &str, metrics_port: u16) -> S
          \x20 - {{name: KUBERNETES_SERVICE_HOST, value: \"127.0.0.1\"}}\n\
          \x20 - {{name: KUBERNETES_SERVICE_PORT, value: \"{api_port}\"}}\n\
          \x20 - {{name: AWS_REGION, value: us-east-1}}\n\
-         \x20 - {{name: AWS_EC2_METADATA_DISABLED, value: \"true\"}}\n\
-         extraVolumes:\n\
-         \x20 - name: sa-token\n\
-         \x20   projected:\n\
-         \x20     sources:\n\
-         \x20       - serviceAccountToken: {{path: token, expirationSeconds: 3607}}\n\
-         \x20       - configMap: {{name: kube-root-ca.crt, items: [{{key: ca.crt, path: ca.crt}}]}}\n\
-         \x20       - downwardAPI: {{items: [{{path: namespace, fieldRef: {{fieldPath: metadata.namespace}}}}]}}\n\
-         extraVolumeMounts:\n\
-         \x20 - {{name: sa-token, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}}\n",
+         \x20 - {{name: AWS_EC2_METADATA_DISABLED, value: \"true\"}}\n",
         node = node.name,
         taint = node.taint_key,
     )
@@ -523,10 +521,11 @@ fn operator_on_node_values(node: &Node, namespace: &str, metrics_port: u16) -> S
 
 /// `helm install` of charts/helios runs the operator as a container on the real node: with the
 /// host network, tolerating the node's taints, authenticated by its own ServiceAccount token
-/// (projected by the kubelet), Ready by its real readiness probe (/readyz on loopback), leading
-/// through the Lease, and reconciling an AnomalyPipeline and a Detector to their children (which
-/// land on kwok's node) and status, with the chart's admission policy on; `kubectl logs` shows
-/// its log; `helm uninstall` stops the container and removes what the chart installed.
+/// (the volume the ServiceAccount admission plugin adds, projected by the kubelet), Ready by
+/// its real readiness probe (/readyz on loopback), leading through the Lease, and reconciling
+/// an AnomalyPipeline and a Detector to their children (which land on kwok's node) and status,
+/// with the chart's admission policy on; `kubectl logs` shows its log; `helm uninstall` stops
+/// the container and removes what the chart installed.
 #[test]
 fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
     let t0 = std::time::Instant::now();
@@ -618,6 +617,22 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
     assert_eq!(pod["spec"]["nodeName"], node.name.as_str());
     assert_eq!(pod["spec"]["hostNetwork"], true);
     assert_eq!(pod["spec"]["serviceAccountName"], full.as_str());
+    // Its token is the one the ServiceAccount admission plugin mounted (a `kube-api-access-*`
+    // projected volume), not one the test mounted by hand.
+    let volumes = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        volumes.iter().any(|v| v["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("kube-api-access-"))
+            && v["projected"]["sources"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["serviceAccountToken"].is_object()))),
+        "no ServiceAccount token volume from the admission plugin: {}",
+        pod["spec"]["volumes"]
+    );
     assert_eq!(pod["status"]["podIP"], "127.0.0.1");
     let status = &pod["status"]["containerStatuses"][0];
     assert_eq!(status["ready"], true, "{status}");
