@@ -76,9 +76,33 @@ fn nab_held_out_half_score_is_pinned() {
 #[test]
 fn nab_subset_with_the_default_detector_is_pinned() {
     let files = "artificialWithAnomaly/art_daily_jumpsup.csv,realKnownCause/ambient_temperature_system_failure.csv,realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv,realKnownCause/machine_temperature_system_failure.csv";
-    let text = eval_nab(&["--seeds", "42", "--files", files]);
+    let text = eval_nab(&["--seeds", "42", "--files", files, "--per-file"]);
     let corpus = scores(&text, "corpus");
     assert!(text.contains("NAB corpus: 4 files"), "{text}");
+    // `--per-file`: each file's row holds one entry per labelled window, "missed" or where in
+    // the window the first alert fell (0 = its first row, 1 = its last).
+    let corpus_part = text.split("NAB corpus").nth(1).unwrap_or_default();
+    for (file, windows) in [
+        ("artificialWithAnomaly/art_daily_jumpsup.csv", 1),
+        ("realKnownCause/ambient_temperature_system_failure.csv", 2),
+        ("realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv", 2),
+        ("realKnownCause/machine_temperature_system_failure.csv", 4),
+    ] {
+        let row = corpus_part
+            .lines()
+            .find(|l| l.starts_with(&format!("| {file} |")))
+            .unwrap_or_else(|| panic!("no per-file row for {file}:\n{text}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let entries: Vec<&str> = cells[2].split(", ").collect();
+        assert_eq!(entries.len(), windows, "{row}");
+        for e in entries {
+            assert!(
+                e == "missed" || e.parse::<f64>().is_ok_and(|p| (0.0..=1.0).contains(&p)),
+                "{row}"
+            );
+        }
+        assert!(cells[3].parse::<usize>().is_ok(), "{row}");
+    }
     let pinned = PINNED_SUBSET;
     for (got, want) in corpus.iter().zip(pinned) {
         assert!(
