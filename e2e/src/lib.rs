@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod env;
+pub mod helm;
 pub mod kubectl;
 pub mod podrun;
 pub mod topics;

@@ -6,7 +6,8 @@
 //! (`cargo build -p helios`;
 //! `cargo test --workspace` builds it). Nothing here skips itself: a missing piece panics.
 
-use helios_e2e::kubectl::{Kubectl, TempNamespace, unique_suffix};
+use helios_e2e::helm::{Helm, Release};
+use helios_e2e::kubectl::{Kubectl, Output, TempNamespace, unique_suffix};
 use helios_e2e::{StackEnv, repo_root};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -27,30 +28,11 @@ fn chart() -> String {
     chart_dir().to_string_lossy().into_owned()
 }
 
-/// The outcome of one `helm` run.
-struct HelmOut {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn helm_run(env: &StackEnv, args: &[&str]) -> HelmOut {
-    let bin = env.get("HELM").unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        Path::new(bin).is_file(),
-        "HELM={bin} does not exist; re-run `e2e/stack up` (it builds helm)"
-    );
-    let kubeconfig = env.get("KUBECONFIG").unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(bin)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
-    HelmOut {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+/// Run the stack's helm (`helios_e2e::helm`); a missing helm fails the test.
+fn helm_run(env: &StackEnv, args: &[&str]) -> Output {
+    Helm::new(env)
+        .and_then(|h| h.run(args).map_err(|e| format!("cannot run helm: {e}")))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Run helm and require success; returns stdout.
@@ -685,19 +667,15 @@ fn crd_uid(kubectl: &Kubectl, name: &str) -> String {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Uninstall the release when dropped (after a failure too).
-struct Release<'a> {
-    env: &'a StackEnv,
-    name: String,
-    namespace: String,
-}
-
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        let _ = helm_run(
-            self.env,
-            &["uninstall", &self.name, "-n", &self.namespace, "--wait"],
-        );
+/// Uninstalls the release `name` in `namespace` when dropped (after a failure too), with
+/// helm's own uninstall timeout.
+fn release<'a>(env: &StackEnv, name: &str, namespace: &str) -> Release<'a> {
+    Release {
+        helm: Helm::new(env).unwrap_or_else(|e| panic!("{e}")),
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        timeout: "5m0s",
+        finalizers: None,
     }
 }
 
@@ -770,11 +748,7 @@ fn helm_install_upgrade_uninstall_against_the_api_server() {
     let name = format!("h{}", unique_suffix());
     let full = format!("{name}-helios");
     let chart = chart();
-    let release = Release {
-        env: &env,
-        name: name.clone(),
-        namespace: ns.name.clone(),
-    };
+    let release = release(&env, &name, &ns.name);
     let out = helm(
         &env,
         &[
@@ -1234,11 +1208,7 @@ fn chart_rbac_is_enough_for_the_real_operator_and_no_more() {
     let name = format!("r{}", unique_suffix());
     let full = format!("{name}-helios");
     let chart = chart();
-    let _release = Release {
-        env: &env,
-        name: name.clone(),
-        namespace: ns.name.clone(),
-    };
+    let _release = release(&env, &name, &ns.name);
     // The chart's pods are kwok fakes; replicas 0 keeps them out of the way of the real process.
     helm(
         &env,

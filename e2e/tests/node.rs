@@ -12,6 +12,8 @@
 //!
 //! A missing node or image fails the test with the command that provides it.
 
+use helios_e2e::helm::{Helm, Release};
+use helios_e2e::kubectl::TempNamespace;
 use helios_e2e::{StackEnv, kubectl::Kubectl};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -84,6 +86,32 @@ impl Node {
             node = self.name,
             taint = self.taint_key,
         )
+    }
+
+    /// Applies [`Node::pod`] in a new namespace `prefix-…` (deleted when the guard drops),
+    /// after the namespace's `default` ServiceAccount exists: the ServiceAccount admission
+    /// plugin refuses a bare Pod until then.
+    fn start_pod(
+        &self,
+        prefix: &str,
+        name: &str,
+        image: &str,
+        restart: &str,
+        args: &[&str],
+    ) -> TempNamespace {
+        let ns = self
+            .kubectl
+            .temp_namespace(prefix)
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.kubectl
+            .wait_default_service_account(&ns.name, 30)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let applied = self
+            .kubectl
+            .apply(&self.pod(&ns.name, name, image, restart, args))
+            .expect("kubectl runs");
+        assert!(applied.success, "kubectl apply: {}", applied.stderr);
+        ns
     }
 
     fn pod_json(&self, ns: &str, name: &str) -> Value {
@@ -170,19 +198,7 @@ fn real_node_runs_a_pod_in_containerd() {
         node.taint_key
     );
 
-    let ns = node
-        .kubectl
-        .temp_namespace("node-pause")
-        .unwrap_or_else(|e| panic!("{e}"));
-    // The ServiceAccount admission plugin refuses a bare Pod until the namespace has it.
-    node.kubectl
-        .wait_default_service_account(&ns.name, 30)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let applied = node
-        .kubectl
-        .apply(&node.pod(&ns.name, "pause", PAUSE_IMAGE, "Always", &[]))
-        .expect("kubectl runs");
-    assert!(applied.success, "kubectl apply: {}", applied.stderr);
+    let ns = node.start_pod("node-pause", "pause", PAUSE_IMAGE, "Always", &[]);
     node.wait_pod(&ns.name, "pause", "condition=Ready", "120s");
 
     let pod = node.pod_json(&ns.name, "pause");
@@ -208,19 +224,7 @@ fn real_node_runs_a_pod_in_containerd() {
 fn helios_image_runs_on_the_real_node() {
     let node = node();
     let (image, tag) = chart_image();
-    let ns = node
-        .kubectl
-        .temp_namespace("node-helios")
-        .unwrap_or_else(|e| panic!("{e}"));
-    // The ServiceAccount admission plugin refuses a bare Pod until the namespace has it.
-    node.kubectl
-        .wait_default_service_account(&ns.name, 30)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let applied = node
-        .kubectl
-        .apply(&node.pod(&ns.name, "version", &image, "Never", &["version"]))
-        .expect("kubectl runs");
-    assert!(applied.success, "kubectl apply: {}", applied.stderr);
+    let ns = node.start_pod("node-helios", "version", &image, "Never", &["version"]);
     node.wait_pod(
         &ns.name,
         "version",
@@ -425,51 +429,12 @@ fn tempfile_path(name: &str) -> PathBuf {
 
 // ---- the chart's operator as a pod on the real node -----------------------------------------
 
-/// Run the stack's `helm` with its kubeconfig; (success, stdout + stderr).
-fn helm(env: &StackEnv, args: &[&str]) -> (bool, String) {
-    let bin = env.get("HELM").unwrap_or_else(|e| panic!("{e}"));
-    let kubeconfig = env.get("KUBECONFIG").unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(bin)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-/// On drop (also when the test fails): the release is uninstalled and the finalizers left on
-/// the namespace's pipelines and detectors are removed, so that the namespace can go.
-struct ReleaseGuard<'a> {
-    node: &'a Node,
-    name: String,
-    namespace: String,
-}
-
-impl Drop for ReleaseGuard<'_> {
-    fn drop(&mut self) {
-        let _ = helm(
-            &self.node.env,
-            &[
-                "uninstall",
-                &self.name,
-                "-n",
-                &self.namespace,
-                "--wait",
-                "--timeout",
-                "60s",
-            ],
-        );
-        for kind in ["ap", "detector"] {
-            self.node.kubectl.drop_finalizers(kind, &self.namespace);
-        }
-    }
+/// Run the stack's `helm` (`helios_e2e::helm`); (success, stdout + stderr).
+fn helm(helm: &Helm, args: &[&str]) -> (bool, String) {
+    let out = helm
+        .run(args)
+        .unwrap_or_else(|e| panic!("cannot run helm: {e}"));
+    (out.success, format!("{}{}", out.stdout, out.stderr))
 }
 
 /// `GET path` on 127.0.0.1:port; the status line and body.
@@ -548,13 +513,16 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
     let chart = helios_e2e::repo_root().join("charts").join("helios");
     let chart = chart.to_string_lossy().into_owned();
     let values_arg = values.to_string_lossy().into_owned();
-    let _release = ReleaseGuard {
-        node: &node,
+    let helm_bin = Helm::new(&node.env).unwrap_or_else(|e| panic!("{e}"));
+    let _release = Release {
+        helm: helm_bin.clone(),
         name: name.clone(),
         namespace: ns.name.clone(),
+        timeout: "60s",
+        finalizers: Some(&node.kubectl),
     };
     let (ok, out) = helm(
-        &node.env,
+        &helm_bin,
         &["install", &name, &chart, "-n", &ns.name, "-f", &values_arg],
     );
     let _ = std::fs::remove_file(&values);
@@ -797,7 +765,7 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
         operator_log()
     );
     let (ok, out) = helm(
-        &node.env,
+        &helm_bin,
         &[
             "uninstall",
             &name,
