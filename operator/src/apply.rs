@@ -122,19 +122,21 @@ pub fn up_to_date(
 /// The metadata cache of one child kind.
 pub type MetaStore<K> = Store<PartialObjectMeta<K>>;
 
-/// The metadata caches of every child kind, shared by both controllers (managed fields dropped).
+/// The caches of every child kind, shared by both controllers (managed fields dropped): the
+/// metadata of each, and for the workloads (whose rollout the status reports) the object
+/// stripped to its metadata and rollout status (see `controller::trigger::strip_deployment`).
 #[derive(Clone)]
 pub struct ChildCaches {
     /// Ingest ConfigMaps.
     pub config_maps: MetaStore<ConfigMap>,
-    /// Ingest Deployments.
-    pub deployments: MetaStore<Deployment>,
+    /// Ingest Deployments (metadata and rollout status).
+    pub deployments: Store<Deployment>,
     /// Ingest and detector Services.
     pub services: MetaStore<Service>,
     /// Ingest PodDisruptionBudgets.
     pub pdbs: MetaStore<PodDisruptionBudget>,
-    /// Detector StatefulSets.
-    pub stateful_sets: MetaStore<StatefulSet>,
+    /// Detector StatefulSets (metadata and rollout status).
+    pub stateful_sets: Store<StatefulSet>,
     /// Detector identities (only when the operator creates them, i.e. has the RBAC to watch).
     pub identities: Option<IdentityCaches>,
 }
@@ -182,14 +184,21 @@ pub trait Child:
 {
     /// The kind, for Events, errors and keys.
     const KIND: &'static str;
-    /// Its metadata cache, if the operator watches this kind.
-    fn cache(caches: &ChildCaches) -> Option<&MetaStore<Self>>;
+    /// What its cache holds of one object: its metadata, or a stripped workload.
+    type Cached: Resource<DynamicType = ()> + Clone + Send + Sync + 'static;
+    /// Its cache, if the operator watches this kind.
+    fn cache(caches: &ChildCaches) -> Option<&Store<Self::Cached>>;
+    /// The child as the reconcile reads it, when its cache holds that much (workloads).
+    fn whole(_cached: &Self::Cached) -> Option<Self> {
+        None
+    }
 }
 
 macro_rules! child {
     ($kind:ty, $name:literal, |$c:ident| $store:expr) => {
         impl Child for $kind {
             const KIND: &'static str = $name;
+            type Cached = PartialObjectMeta<Self>;
             fn cache($c: &ChildCaches) -> Option<&MetaStore<Self>> {
                 $store
             }
@@ -197,13 +206,28 @@ macro_rules! child {
     };
 }
 
+macro_rules! workload {
+    ($kind:ty, $name:literal, |$c:ident| $store:expr) => {
+        impl Child for $kind {
+            const KIND: &'static str = $name;
+            type Cached = Self;
+            fn cache($c: &ChildCaches) -> Option<&Store<Self>> {
+                Some($store)
+            }
+            fn whole(cached: &Self) -> Option<Self> {
+                Some(cached.clone())
+            }
+        }
+    };
+}
+
 child!(ConfigMap, "ConfigMap", |c| Some(&c.config_maps));
-child!(Deployment, "Deployment", |c| Some(&c.deployments));
+workload!(Deployment, "Deployment", |c| &c.deployments);
 child!(Service, "Service", |c| Some(&c.services));
 child!(PodDisruptionBudget, "PodDisruptionBudget", |c| Some(
     &c.pdbs
 ));
-child!(StatefulSet, "StatefulSet", |c| Some(&c.stateful_sets));
+workload!(StatefulSet, "StatefulSet", |c| &c.stateful_sets);
 child!(ServiceAccount, "ServiceAccount", |c| c
     .identities
     .as_ref()
@@ -244,17 +268,22 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Make `desired` the child's spec; the object with its status (a GET when the apply is
-    /// skipped because nothing changed, see [`Applier::ensure`]).
+    /// Make `desired` the child's spec; the object with its status (from the cache when the
+    /// apply is skipped because nothing changed, see [`Applier::ensure`]; a GET when the cache
+    /// holds only its metadata).
     pub async fn apply<K: Child>(&mut self, desired: &K) -> Result<K, ReconcileError> {
-        let api: Api<K> = Api::namespaced(
-            self.ctx.client.clone(),
-            &desired.namespace().unwrap_or_default(),
-        );
+        let namespace = desired.namespace().unwrap_or_default();
         if let Some(object) = self.ensure(desired).await? {
             return Ok(object);
         }
         let name = desired.name_any();
+        let cached = K::cache(self.caches)
+            .and_then(|s| s.get(&ObjectRef::new(&name).within(&namespace)))
+            .and_then(|c| K::whole(&c));
+        if let Some(object) = cached {
+            return Ok(object);
+        }
+        let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &namespace);
         match api.get_opt(&name).await {
             Ok(Some(object)) => Ok(object),
             // Gone since the cache saw it: apply after all.
@@ -278,14 +307,14 @@ impl<'a> Applier<'a> {
             K::cache(self.caches).and_then(|s| s.get(&ObjectRef::new(&name).within(&namespace)));
         let answered = self.ctx.memo.child(self.owner_key, &child_key);
         if let (Some(c), Some(a)) = (&cached, answered)
-            && up_to_date(&c.metadata, desired.meta(), a)
+            && up_to_date(c.meta(), desired.meta(), a)
         {
             self.changes
                 .push((K::KIND, name.clone(), Change::Unchanged));
             self.kept.push((K::KIND, name));
             return Ok(None);
         }
-        let cached = cached.map(|m| Version::of(&m.metadata));
+        let cached = cached.map(|m| Version::of(m.meta()));
         let before = match (cached, answered) {
             (Some(c), Some(a)) => Some(a.newest(c)),
             (c, a) => c.or(a),
@@ -328,9 +357,9 @@ impl<'a> Applier<'a> {
         let memo = &self.ctx.memo;
         let orphans = match K::cache(self.caches) {
             Some(store) => store
-                .state_filter(|m| self.is_orphan::<K>(&m.metadata))
+                .state_filter(|m| self.is_orphan::<K>(m.meta()))
                 .iter()
-                .map(|m| m.metadata.clone())
+                .map(|m| m.meta().clone())
                 .collect(),
             None if memo.swept(self.owner_key, K::KIND) || memo.swept(EVERY_OWNER, K::KIND) => {
                 return Ok(());

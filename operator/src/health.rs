@@ -12,7 +12,7 @@ use helios_crds::pipeline::DetectorCounts;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 
 /// Replica counts of a workload as its controller reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Rollout {
     /// `metadata.generation`.
     pub generation: i64,
@@ -116,19 +116,19 @@ pub fn suspended(suspend: bool, workloads: &[Option<Rollout>]) -> Cond {
     }
 }
 
+/// Whether `detector`'s status says `Ready=True`.
+pub fn detector_is_ready(detector: &Detector) -> bool {
+    detector.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.status == "True")
+    })
+}
+
 /// `DetectorsReady` and the counts shown by `kubectl get ap`.
 pub fn detectors_ready(detectors: &[&Detector]) -> (Cond, DetectorCounts) {
     let total = i32::try_from(detectors.len()).unwrap_or(i32::MAX);
-    let ready = detectors
-        .iter()
-        .filter(|d| {
-            d.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == READY && c.status == "True")
-            })
-        })
-        .count();
+    let ready = detectors.iter().filter(|d| detector_is_ready(d)).count();
     let ready = i32::try_from(ready).unwrap_or(i32::MAX);
     let counts = DetectorCounts {
         total,

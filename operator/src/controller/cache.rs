@@ -3,10 +3,9 @@
 //! a Detector's pipeline) instead of listing or getting them from the API server.
 
 use super::Context;
-use crate::apply::{ChildCaches, MetaStore};
+use crate::apply::ChildCaches;
 use futures::{Stream, StreamExt};
 use helios_crds::{AnomalyPipeline, Detector};
-use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::watcher::{self, Event};
@@ -74,7 +73,8 @@ where
     pub other: ReflectHandle<K>,
 }
 
-/// The shared reflector of `api` (managed fields dropped to save memory) and its root stream.
+/// The shared reflector of `api` (managed fields and kubectl's manifest copy dropped to save
+/// memory) and its root stream.
 /// Deletions (and objects that vanished across a re-list) are forgotten by `ctx` under `kind`;
 /// a deletion is also passed to `on_delete` (shared streams carry no deletions to subscribers).
 pub fn shared<K>(
@@ -92,7 +92,7 @@ where
     let reader = store.clone();
     let root = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .modify(strip_custom::<K>)
         .reflect_shared(writer);
     Some((
         SharedKind { store, own, other },
@@ -100,26 +100,28 @@ where
     ))
 }
 
-/// A metadata-only reflector of one child kind: its store, its shared subscribers, its root.
-pub struct ChildStream<K: Resource<DynamicType = ()> + Clone + 'static> {
+/// A reflector of one child kind: its store, its shared subscribers, its root.
+pub struct ChildStream<W: Resource<DynamicType = ()> + Clone + 'static> {
     /// The store.
-    pub store: MetaStore<K>,
+    pub store: Store<W>,
     /// The subscribers (one per controller that owns the kind).
-    pub subs: Vec<ReflectHandle<PartialObjectMeta<K>>>,
+    pub subs: Vec<ReflectHandle<W>>,
     /// The root stream (drive it to completion).
     pub root: Root,
 }
 
-/// A metadata-only reflector of the operator's children of kind `K` (labelled as managed by it,
-/// managed fields dropped) with `subscribers` shared subscribers (none: a plain reflector); a
-/// deleted child is passed to `on_delete` (shared streams carry no deletions to subscribers).
-pub fn children<K>(
-    api: Api<PartialObjectMeta<K>>,
+/// A reflector of the operator's children (labelled as managed by it) as `api` returns them
+/// (metadata only for an `Api<PartialObjectMeta<_>>`), each passed through `strip` before it
+/// is stored, with `subscribers` shared subscribers (none: a plain reflector); a deleted child
+/// is passed to `on_delete` (shared streams carry no deletions to subscribers).
+pub fn children<W>(
+    api: Api<W>,
     subscribers: usize,
-    on_delete: impl Fn(&PartialObjectMeta<K>) + Send + 'static,
-) -> Option<ChildStream<K>>
+    strip: impl FnMut(&mut W) + Send + 'static,
+    on_delete: impl Fn(&W) + Send + 'static,
+) -> Option<ChildStream<W>>
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    W: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let config = watcher::Config::default().labels(MANAGED_SELECTOR);
     let (store, writer) = if subscribers == 0 {
@@ -132,14 +134,14 @@ where
         .collect::<Option<Vec<_>>>()?;
     let root = watcher::watcher(api, config)
         .default_backoff()
-        .modify(|m: &mut PartialObjectMeta<K>| m.metadata.managed_fields = None)
+        .modify(strip)
         .reflect_shared(writer)
         .for_each(move |event| {
             match event {
                 Ok(Event::Delete(child)) => on_delete(&child),
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(kind = K::kind(&()).as_ref(), error = %e, "watch of the children failed; retrying")
+                    tracing::warn!(kind = W::kind(&()).as_ref(), error = %e, "watch of the children failed; retrying")
                 }
             }
             futures::future::ready(())
@@ -149,6 +151,21 @@ where
         subs,
         root: Box::pin(root),
     })
+}
+
+/// Drop what no reconcile reads of a cached object's metadata: managedFields.
+pub fn strip_meta<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+/// Drop what no reconcile reads of a pipeline or Detector: managedFields and kubectl's copy of
+/// the last applied manifest (as large as the spec).
+fn strip_custom<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(super::trigger::LAST_APPLIED);
+    }
 }
 
 /// The key of `obj` as the context's per-object maps use it.

@@ -293,10 +293,12 @@ fn unscripted() -> (StatusCode, Value) {
     (code, status_json(500, "Unscripted", "not in the scenario"))
 }
 
-/// A child kind whose metadata cache the kit can fill.
+/// A child kind whose cache the kit can fill.
 pub trait Cached: Child {
     /// Its writer, if the kit's caches hold this kind.
-    fn writer(w: &mut Writers) -> Option<&mut Writer<PartialObjectMeta<Self>>>;
+    fn writer(w: &mut Writers) -> Option<&mut Writer<Self::Cached>>;
+    /// What its cache holds of a child with `meta` (and no status).
+    fn cached(meta: ObjectMeta) -> Self::Cached;
 }
 
 macro_rules! cached {
@@ -305,15 +307,34 @@ macro_rules! cached {
             fn writer($w: &mut Writers) -> Option<&mut Writer<PartialObjectMeta<Self>>> {
                 $writer
             }
+            fn cached(meta: ObjectMeta) -> PartialObjectMeta<Self> {
+                meta.into_response_partial()
+            }
+        }
+    };
+}
+
+macro_rules! cached_workload {
+    ($kind:ty, |$w:ident| $writer:expr) => {
+        impl Cached for $kind {
+            fn writer($w: &mut Writers) -> Option<&mut Writer<Self>> {
+                Some($writer)
+            }
+            fn cached(metadata: ObjectMeta) -> Self {
+                Self {
+                    metadata,
+                    ..Default::default()
+                }
+            }
         }
     };
 }
 
 cached!(ConfigMap, |w| Some(&mut w.config_maps));
-cached!(Deployment, |w| Some(&mut w.deployments));
+cached_workload!(Deployment, |w| &mut w.deployments);
 cached!(Service, |w| Some(&mut w.services));
 cached!(PodDisruptionBudget, |w| Some(&mut w.pdbs));
-cached!(StatefulSet, |w| Some(&mut w.stateful_sets));
+cached_workload!(StatefulSet, |w| &mut w.stateful_sets);
 cached!(ServiceAccount, |w| w.identities.as_mut().map(|i| &mut i.0));
 cached!(Role, |w| w.identities.as_mut().map(|i| &mut i.1));
 cached!(RoleBinding, |w| w.identities.as_mut().map(|i| &mut i.2));
@@ -329,10 +350,10 @@ pub struct Writers {
     pipelines: Writer<AnomalyPipeline>,
     detectors: Writer<Detector>,
     config_maps: Writer<PartialObjectMeta<ConfigMap>>,
-    deployments: Writer<PartialObjectMeta<Deployment>>,
+    deployments: Writer<Deployment>,
     services: Writer<PartialObjectMeta<Service>>,
     pdbs: Writer<PartialObjectMeta<PodDisruptionBudget>>,
-    stateful_sets: Writer<PartialObjectMeta<StatefulSet>>,
+    stateful_sets: Writer<StatefulSet>,
     identities: Option<IdentityWriters>,
 }
 
@@ -432,10 +453,16 @@ impl Kit {
         self.writers.detectors.apply_watcher_event(&event);
     }
 
-    /// Put a child of kind `K` with `meta` in its metadata cache.
+    /// Put a child of kind `K` with `meta` in its cache.
     pub fn cache_child<K: Cached>(&mut self, meta: ObjectMeta) {
         let writer = K::writer(&mut self.writers).expect("the kit caches this kind");
-        writer.apply_watcher_event(&watcher::Event::Apply(meta.into_response_partial()));
+        writer.apply_watcher_event(&watcher::Event::Apply(K::cached(meta)));
+    }
+
+    /// Put `object` in the cache of its kind as that cache holds it (a workload with status).
+    pub fn cache_object<K: Cached>(&mut self, object: K::Cached) {
+        let writer = K::writer(&mut self.writers).expect("the kit caches this kind");
+        writer.apply_watcher_event(&watcher::Event::Apply(object));
     }
 
     /// Run `reconcile` against the scripted server answering `steps`; its result and the log.

@@ -22,6 +22,7 @@ pub mod pipeline;
 mod pipeline_tests;
 pub mod status;
 mod term;
+pub mod trigger;
 
 pub use term::run;
 

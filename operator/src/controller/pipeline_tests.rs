@@ -4,7 +4,7 @@
 //! Kafka paths point the bootstrap servers at a missing ConfigMap, which fails before any broker.
 
 use super::Stage;
-use super::fixtures::{Kit, Step, child_meta, stored};
+use super::fixtures::{Kit, Log, Step, child_meta, stored};
 use super::memo::PipelineProbe;
 use super::pipeline::{KIND, reconcile};
 use crate::builders::detector::WorkerIdentity;
@@ -14,9 +14,12 @@ use crate::naming::{DELETE_ATTEMPTS_ANNOTATION, DELETE_STARTED_ANNOTATION, TOPIC
 use helios_crds::AnomalyPipeline;
 use helios_crds::pipeline::DeletionPolicy;
 use http::{Method, StatusCode};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::api::ObjectMeta;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -375,4 +378,79 @@ async fn a_failing_external_probe_is_a_condition_after_the_children_not_an_error
         "{:?}",
         log.event_reasons()
     );
+}
+
+/// The metadata of the child at `path` as `log` shows it was applied, at the version the apply
+/// answered (what the child's cache holds once the watch delivered the apply).
+fn applied_meta(kit: &Kit, log: &Log, path: &str, child_key: &str) -> ObjectMeta {
+    let body = log.bodies(&Method::PATCH, path)[0];
+    let mut meta: ObjectMeta =
+        serde_json::from_value(body["metadata"].clone()).expect("applied metadata");
+    let owner_key = super::cache::key_of(KIND, &the_pipeline());
+    let answered = kit
+        .ctx
+        .memo
+        .child(&owner_key, child_key)
+        .expect("the apply was answered");
+    meta.resource_version = answered.revision.map(|r| r.to_string());
+    meta.generation = answered.generation;
+    meta
+}
+
+#[tokio::test]
+async fn a_deployment_that_became_available_in_the_cache_flips_ingestion_without_a_request() {
+    let p = the_pipeline();
+    let mut kit = kit_with_probe(&p);
+    // First reconcile: the Deployment answers without a status (its rollout is pending).
+    let mut steps = vec![
+        Step::apply(config_map()),
+        Step::apply(deployment()),
+        Step::apply(service()),
+        Step::apply(pdb()),
+    ];
+    steps.push(Step::apply_status(status(), json_of(&p)));
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(p.clone()), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    let body = log.bodies(&Method::PATCH, &status())[0];
+    assert_eq!(condition(body, "IngestionAvailable")["status"], "False");
+
+    // The watches deliver the applies, then the Deployment's rollout status.
+    let key = |kind: &str, name: &str| format!("{kind}/team-a/{name}");
+    let cm = applied_meta(&kit, &log, &config_map(), &key("ConfigMap", "shop-config"));
+    let svc = applied_meta(&kit, &log, &service(), &key("Service", "shop-ingest"));
+    let budget = applied_meta(
+        &kit,
+        &log,
+        &pdb(),
+        &key("PodDisruptionBudget", "shop-ingest"),
+    );
+    let mut dep = applied_meta(&kit, &log, &deployment(), &key("Deployment", "shop-ingest"));
+    kit.cache_child::<ConfigMap>(cm);
+    kit.cache_child::<Service>(svc);
+    kit.cache_child::<PodDisruptionBudget>(budget);
+    dep.resource_version = Some("900".into());
+    kit.cache_object::<Deployment>(Deployment {
+        metadata: dep,
+        status: Some(DeploymentStatus {
+            observed_generation: Some(1),
+            replicas: Some(2),
+            available_replicas: Some(2),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+
+    // Second reconcile: nothing to apply, no GET of the Deployment; only the status changes.
+    let steps = vec![Step::apply_status(status(), json_of(&p))];
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(p), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    let body = log.bodies(&Method::PATCH, &status())[0];
+    assert_eq!(condition(body, "IngestionAvailable")["status"], "True");
+    assert_eq!(body["status"]["ingestion"]["replicas"], 2);
 }

@@ -1,19 +1,20 @@
 //! One leadership term's wiring: the shared watch streams and caches of both controllers,
 //! the two controllers built on them, and the error policy they share.
 
-use super::{Context, ReconcileError, backoff, cache, detector, pipeline};
+use super::{Context, ReconcileError, backoff, cache, detector, pipeline, trigger};
 use crate::apply::{ChildCaches, IdentityCaches};
 use futures::StreamExt;
 use helios_crds::{AnomalyPipeline, Detector};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::core::PartialObjectMeta;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::core::PartialObjectMeta as Meta;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::ReflectHandle;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use std::sync::Arc;
 
 fn error_policy<K: ResourceExt>(
@@ -101,53 +102,73 @@ pub async fn run(
         return;
     };
 
-    let pipelines = Controller::for_shared_stream(pipes.own, pipes.store.clone())
-        .with_config(controller_config())
-        .graceful_shutdown_on(stop.clone())
-        .owns_shared_stream(deployments)
-        .owns_shared_stream(ingest_services)
-        .owns_shared_stream(config_maps)
-        .owns_shared_stream(pdbs)
-        .reconcile_on(pipeline_triggers)
-        .watches_shared_stream(dets.other, |d: Arc<Detector>| {
+    // Every trigger passes only changes of what the reconcile reads (see `trigger`).
+    let own = |c: &Arc<Context>| Arc::clone(c);
+    let pipelines = Controller::for_shared_stream(
+        trigger::only_relevant(pipes.own, trigger::primary, |_| false),
+        pipes.store.clone(),
+    )
+    .with_config(controller_config())
+    .graceful_shutdown_on(stop.clone())
+    .owns_shared_stream(trigger::children::<Deployment, _>(deployments, own(&ctx)))
+    .owns_shared_stream(trigger::children::<Service, _>(ingest_services, own(&ctx)))
+    .owns_shared_stream(trigger::children::<ConfigMap, _>(config_maps, own(&ctx)))
+    .owns_shared_stream(trigger::children::<PodDisruptionBudget, _>(pdbs, own(&ctx)))
+    .reconcile_on(pipeline_triggers)
+    .watches_shared_stream(
+        trigger::only_relevant(dets.other, trigger::detector_for_pipeline, |_| false),
+        |d: Arc<Detector>| {
             d.namespace()
                 .map(|ns| ObjectRef::new(&d.spec.pipeline_ref.name).within(&ns))
-        })
-        .run(
-            pipeline::reconcile,
-            |obj, err, ctx| error_policy(pipeline::KIND, obj.as_ref(), err, &ctx),
-            Arc::clone(&ctx),
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "pipeline controller event");
-            }
-        });
+        },
+    )
+    .run(
+        pipeline::reconcile,
+        |obj, err, ctx| error_policy(pipeline::KIND, obj.as_ref(), err, &ctx),
+        Arc::clone(&ctx),
+    )
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "pipeline controller event");
+        }
+    });
 
     let store = dets.store.clone();
-    let detectors = Controller::for_shared_stream(dets.own, dets.store.clone())
-        .with_config(controller_config())
-        .graceful_shutdown_on(stop)
-        .owns_shared_stream(stateful_sets)
-        .owns_shared_stream(detector_services)
-        .reconcile_on(detector_triggers)
-        .watches_shared_stream(pipes.other, move |p: Arc<AnomalyPipeline>| {
+    let detectors = Controller::for_shared_stream(
+        trigger::only_relevant(dets.own, trigger::primary, |_| false),
+        dets.store.clone(),
+    )
+    .with_config(controller_config())
+    .graceful_shutdown_on(stop)
+    .owns_shared_stream(trigger::children::<StatefulSet, _>(
+        stateful_sets,
+        own(&ctx),
+    ))
+    .owns_shared_stream(trigger::children::<Service, _>(
+        detector_services,
+        own(&ctx),
+    ))
+    .reconcile_on(detector_triggers)
+    .watches_shared_stream(
+        trigger::only_relevant(pipes.other, trigger::pipeline_for_detectors, |_| false),
+        move |p: Arc<AnomalyPipeline>| {
             let (ns, name) = (p.namespace().unwrap_or_default(), p.name_any());
             cache::detectors_in(&store, &ns, &name)
                 .iter()
                 .map(|d| ObjectRef::from_obj(d.as_ref()))
                 .collect::<Vec<_>>()
-        })
-        .run(
-            detector::reconcile,
-            |obj, err, ctx| error_policy(detector::KIND, obj.as_ref(), err, &ctx),
-            Arc::clone(&ctx),
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "detector controller event");
-            }
-        });
+        },
+    )
+    .run(
+        detector::reconcile,
+        |obj, err, ctx| error_policy(detector::KIND, obj.as_ref(), err, &ctx),
+        Arc::clone(&ctx),
+    )
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "detector controller event");
+        }
+    });
 
     futures::join!(pipelines, detectors);
     tasks.abort_all();
@@ -157,11 +178,11 @@ pub async fn run(
 struct Term {
     pipes: cache::SharedKind<AnomalyPipeline>,
     dets: cache::SharedKind<Detector>,
-    services: Vec<ReflectHandle<PartialObjectMeta<Service>>>,
-    config_maps: ReflectHandle<PartialObjectMeta<ConfigMap>>,
-    deployments: ReflectHandle<PartialObjectMeta<Deployment>>,
-    pdbs: ReflectHandle<PartialObjectMeta<PodDisruptionBudget>>,
-    stateful_sets: ReflectHandle<PartialObjectMeta<StatefulSet>>,
+    services: Vec<ReflectHandle<Meta<Service>>>,
+    config_maps: ReflectHandle<Meta<ConfigMap>>,
+    deployments: ReflectHandle<Deployment>,
+    pdbs: ReflectHandle<Meta<PodDisruptionBudget>>,
+    stateful_sets: ReflectHandle<StatefulSet>,
     pipeline_triggers: futures::channel::mpsc::UnboundedReceiver<ObjectRef<AnomalyPipeline>>,
     detector_triggers: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Detector>>,
     roots: Vec<cache::Root>,
@@ -169,13 +190,10 @@ struct Term {
 }
 
 /// Keep the root of a child reflector in `roots`; its store and first subscriber.
-fn split<K: kube::Resource<DynamicType = ()> + Clone + 'static>(
+fn split<W: kube::Resource<DynamicType = ()> + Clone + 'static>(
     roots: &mut Vec<cache::Root>,
-    stream: cache::ChildStream<K>,
-) -> (
-    crate::apply::MetaStore<K>,
-    Option<ReflectHandle<PartialObjectMeta<K>>>,
-) {
+    stream: cache::ChildStream<W>,
+) -> (kube::runtime::reflector::Store<W>, Option<ReflectHandle<W>>) {
     let cache::ChildStream {
         store,
         mut subs,
@@ -241,26 +259,36 @@ fn start_term(ctx: &Arc<Context>, ns: Option<&str>) -> Option<Term> {
             }
         }
     };
+    // Metadata only, except the workloads: their rollout status is what their owners report.
     macro_rules! children {
-        ($subs:expr) => {{
+        ($w:ty, $subs:expr) => {
+            children!($w, $subs, cache::strip_meta::<$w>)
+        };
+        ($w:ty, $subs:expr, $strip:expr) => {{
             let owner_of = owner_of.clone();
-            cache::children(api(client, ns), $subs, move |m| owner_of(&m.metadata))?
+            cache::children::<$w>(api(client, ns), $subs, $strip, move |m| owner_of(m.meta()))?
         }};
     }
-    let (config_maps, cm_sub) = split(&mut roots, children!(1));
-    let (deployments, dep_sub) = split(&mut roots, children!(1));
-    let (pdbs, pdb_sub) = split(&mut roots, children!(1));
-    let (stateful_sets, sts_sub) = split(&mut roots, children!(1));
+    let (config_maps, cm_sub) = split(&mut roots, children!(Meta<ConfigMap>, 1));
+    let (deployments, dep_sub) = split(
+        &mut roots,
+        children!(Deployment, 1, trigger::strip_deployment),
+    );
+    let (pdbs, pdb_sub) = split(&mut roots, children!(Meta<PodDisruptionBudget>, 1));
+    let (stateful_sets, sts_sub) = split(
+        &mut roots,
+        children!(StatefulSet, 1, trigger::strip_stateful_set),
+    );
     let cache::ChildStream {
         store: services,
         subs: service_subs,
         root: service_root,
-    } = children!(2);
+    } = children!(Meta<Service>, 2);
     roots.push(service_root);
     let identities = if ctx.worker_identity.per_detector {
-        let (service_accounts, _) = split(&mut roots, children!(0));
-        let (roles, _) = split(&mut roots, children!(0));
-        let (role_bindings, _) = split(&mut roots, children!(0));
+        let (service_accounts, _) = split(&mut roots, children!(Meta<ServiceAccount>, 0));
+        let (roles, _) = split(&mut roots, children!(Meta<Role>, 0));
+        let (role_bindings, _) = split(&mut roots, children!(Meta<RoleBinding>, 0));
         Some(IdentityCaches {
             service_accounts,
             roles,
