@@ -1,6 +1,7 @@
 //! `Detector`: one model over one slice of a pipeline's events.
 
 use crate::common::{Duration, Feature, Severity};
+use crate::placement::Placement;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -62,6 +63,9 @@ pub struct DetectorSpec {
     /// When an anomalous window becomes an alert.
     #[serde(default)]
     pub alerting: AlertingSpec,
+    /// Where the detector pods run (node selector, tolerations, affinity, host network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 /// A reference to the AnomalyPipeline in the same namespace.

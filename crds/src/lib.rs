@@ -10,10 +10,12 @@ pub mod conditions;
 pub mod detector;
 pub mod generate;
 pub mod pipeline;
+pub mod placement;
 
 pub use common::{Duration, Feature, SecretKeyRef, Severity};
 pub use detector::{Detector, DetectorSpec, DetectorStatus};
 pub use pipeline::{AnomalyPipeline, AnomalyPipelineSpec, AnomalyPipelineStatus};
+pub use placement::Placement;
 
 /// The API group of every Helios kind.
 pub const GROUP: &str = "helios.dev";

@@ -2,6 +2,7 @@
 //! storage and its report hook.
 
 use crate::common::{Duration, SecretKeyRef, Severity};
+use crate::placement::Placement;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
@@ -227,6 +228,9 @@ pub struct IngestionSpec {
     /// Secret key holding the bearer token clients must send; unset means no authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_token_secret_ref: Option<SecretKeyRef>,
+    /// Where the ingestion pods run (node selector, tolerations, affinity, host network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 impl Default for IngestionSpec {
@@ -237,6 +241,7 @@ impl Default for IngestionSpec {
             rate_limit: None,
             max_body_size: default_body_size(),
             auth_token_secret_ref: None,
+            placement: None,
         }
     }
 }

@@ -550,6 +550,7 @@ fn helm_template_renders_the_admission_policy_for_the_operator_identity_only() {
         "metadata.ownerReferences:",
         "spec.template.spec.serviceAccountName",
         "spec.template.spec.volumes:",
+        "spec.template.spec.hostNetwork:",
         "rules:",
         "roleRef/subjects:",
     ] {
@@ -580,6 +581,15 @@ fn helm_template_renders_the_admission_policy_for_the_operator_identity_only() {
             .iter()
             .any(|m| m.starts_with("metadata.namespace:") && m.contains("shop")),
         "{messages:#?}"
+    );
+
+    let docs = render(&env, &["--set", "admissionPolicy.allowHostNetwork=true"]);
+    let (_, messages) = validations(must(&docs, "ValidatingAdmissionPolicy", "rel-helios"));
+    assert!(
+        !messages
+            .iter()
+            .any(|m| m.starts_with("spec.template.spec.hostNetwork:")),
+        "allowHostNetwork=true still refuses the host network: {messages:#?}"
     );
 
     let docs = render(&env, &["--set", "admissionPolicy.enabled=false"]);
@@ -929,6 +939,19 @@ fn helm_install_upgrade_uninstall_against_the_api_server() {
             && out.stderr.contains(&refused)
             && out.stderr.contains("spec.template.spec.serviceAccountName"),
         "a child running as a kube-system ServiceAccount was not refused: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    // On the node's network: refused unless the chart allows it (admissionPolicy.allowHostNetwork).
+    let out = apply_as_operator(
+        "kube-system",
+        &managed_deployment(&probe, "      hostNetwork: true\n"),
+    );
+    assert!(
+        !out.success
+            && out.stderr.contains(&refused)
+            && out.stderr.contains("spec.template.spec.hostNetwork"),
+        "a child on the host network was not refused: {}{}",
         out.stdout,
         out.stderr
     );

@@ -88,6 +88,18 @@ fn cases() -> Vec<Case> {
             expect: &["spec.model.scoreSmoothing"],
         },
         Case {
+            name: "placement host network as text",
+            base: None,
+            bad: format!("{PIPELINE}  ingestion:\n    placement: {{hostNetwork: \"yes\"}}\n"),
+            expect: &["spec.ingestion.placement.hostNetwork"],
+        },
+        Case {
+            name: "detector toleration seconds as text",
+            base: None,
+            bad: format!("{DETECTOR}  placement: {{tolerations: [{{tolerationSeconds: soon}}]}}\n"),
+            expect: &["spec.placement.tolerations[0].tolerationSeconds"],
+        },
+        Case {
             name: "hop > size",
             base: None,
             bad: format!("{DETECTOR}  window: {{size: 5m, hop: 10m}}\n"),

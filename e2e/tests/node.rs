@@ -439,6 +439,12 @@ fn helm(helm: &Helm, args: &[&str]) -> (bool, String) {
 
 /// `GET path` on 127.0.0.1:port; the status line and body.
 fn http_get(port: u16, path: &str) -> String {
+    http(port, "GET", path, "", "")
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` (`headers`: extra lines, each ending in CRLF);
+/// the whole response as text.
+fn http(port: u16, method: &str, path: &str, headers: &str, body: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"));
@@ -447,7 +453,9 @@ fn http_get(port: u16, path: &str) -> String {
         .expect("read timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .expect("write request");
     let mut out = String::new();
@@ -468,6 +476,7 @@ fn operator_on_node_values(node: &Node, namespace: &str, metrics_port: u16) -> S
     let api_port = server.rsplit(':').next().unwrap_or_default();
     format!(
         "replicaCount: 1\nwatchNamespace: {namespace}\nhostNetwork: true\n\
+         admissionPolicy: {{allowHostNetwork: true}}\n\
          metrics: {{port: {metrics_port}}}\nimage: {{pullPolicy: Never}}\n\
          terminationGracePeriodSeconds: 5\nlogging: {{level: info, format: json}}\n\
          nodeSelector: {{kubernetes.io/hostname: \"{node}\"}}\n\
@@ -661,9 +670,17 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
          \x20     events: {{partitions: 1, replicationFactor: 1}}\n\
          \x20     anomalies: {{partitions: 1, replicationFactor: 1}}\n\
          \x20   deletionPolicy: Delete\n  ingestion:\n    replicas: 1\n\
-         \x20   authTokenSecretRef: {{name: web-token, key: token}}\n---\n\
+         \x20   authTokenSecretRef: {{name: web-token, key: token}}\n\
+         \x20   placement:\n\
+         \x20     nodeSelector: {{kubernetes.io/hostname: \"{node}\"}}\n\
+         \x20     tolerations:\n\
+         \x20       - {{key: {taint}, operator: Exists, effect: NoSchedule}}\n\
+         \x20       - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoSchedule}}\n\
+         \x20     hostNetwork: true\n---\n\
          apiVersion: helios.dev/v1alpha1\nkind: Detector\nmetadata: {{name: latency}}\n\
-         spec: {{pipelineRef: {{name: web}}, features: [event_count, p99_latency]}}\n"
+         spec: {{pipelineRef: {{name: web}}, features: [event_count, p99_latency]}}\n",
+        node = node.name,
+        taint = node.taint_key,
     );
     let applied = node
         .kubectl
@@ -726,6 +743,55 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
         "-o",
         "name",
     ]);
+
+    // The ingest pod the operator rendered runs as a container on the real node (its placement:
+    // the node's selector, taints and network), Ready by its own /readyz, and takes events.
+    let ingest = get(&[
+        "get",
+        "pods",
+        "-n",
+        &ns.name,
+        "-l",
+        "app.kubernetes.io/component=ingest",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    assert!(
+        !ingest.is_empty() && !ingest.contains(' '),
+        "one ingest pod: {ingest:?}"
+    );
+    let pod = node.pod_json(&ns.name, &ingest);
+    assert_eq!(pod["spec"]["nodeName"], node.name.as_str());
+    assert_eq!(pod["spec"]["hostNetwork"], true);
+    let status = &pod["status"]["containerStatuses"][0];
+    assert_eq!(status["ready"], true, "{status}");
+    assert!(
+        status["containerID"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("containerd://")),
+        "not a containerd container: {status}"
+    );
+    let event = format!(
+        "{{\"timestamp\":{},\"service\":\"web\",\"endpoint\":\"/\",\"status\":200,\"latency_ms\":12.5}}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    // The port every ingest pod listens on (operator::builders::ingest::INGEST_PORT), here on
+    // the node's loopback.
+    let port = 8080;
+    let posted = http(
+        port,
+        "POST",
+        "/v1/events",
+        "Authorization: Bearer t0k3n-web\r\nContent-Type: application/json\r\n",
+        &event,
+    );
+    assert!(
+        posted.lines().next().is_some_and(|l| l.contains(" 200 "))
+            && posted.contains("\"accepted\":1"),
+        "POST /v1/events to the ingest pod on 127.0.0.1:{port}: {posted}"
+    );
 
     // kubectl logs: the kubelet serves the container's log; nothing was refused.
     let logs = get(&["logs", "-n", &ns.name, &pod_name]);

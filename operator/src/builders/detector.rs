@@ -4,7 +4,7 @@
 
 use super::kafka_env::{bootstrap_env, security_env};
 use super::{
-    BuildError, Owner, container_security_context, env, env_from_secret, http_probe,
+    BuildError, Owner, container_security_context, env, env_from_secret, http_probe, placed,
     worker_pod_spec,
 };
 use crate::naming::{self, DETECTOR_LABEL};
@@ -234,9 +234,9 @@ fn stateful_set(
                     ..Default::default()
                 }),
                 // The worker writes its runtime status with this identity.
-                spec: Some(worker_pod_spec(
-                    container,
-                    Some(naming::detect_name(&owner.name)),
+                spec: Some(placed(
+                    worker_pod_spec(container, Some(naming::detect_name(&owner.name))),
+                    detector.spec.placement.as_ref(),
                 )),
             },
             ..Default::default()

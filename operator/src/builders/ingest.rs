@@ -5,7 +5,7 @@
 use super::kafka_env::{bootstrap_env, security_env};
 use super::{
     BuildError, Owner, container_security_context, env, env_from_secret, http_probe, parse_bytes,
-    worker_pod_spec,
+    placed, worker_pod_spec,
 };
 use crate::naming::{self, CONFIG_HASH_ANNOTATION, TopicNames};
 use helios_crds::AnomalyPipeline;
@@ -239,7 +239,10 @@ fn deployment(
             }),
             template: PodTemplateSpec {
                 metadata: Some(pod_meta),
-                spec: Some(worker_pod_spec(container, None)),
+                spec: Some(placed(
+                    worker_pod_spec(container, None),
+                    pipeline.spec.ingestion.placement.as_ref(),
+                )),
             },
             ..Default::default()
         }),

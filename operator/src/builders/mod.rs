@@ -156,6 +156,23 @@ pub fn worker_pod_spec(container: Container, service_account: Option<String>) ->
     }
 }
 
+/// `spec` scheduled as `placement` asks: its node selector, tolerations, affinity, priority
+/// class and host network (with the DNS policy that keeps cluster names resolvable there).
+pub fn placed(mut spec: PodSpec, placement: Option<&helios_crds::Placement>) -> PodSpec {
+    let Some(p) = placement else {
+        return spec;
+    };
+    spec.node_selector = (!p.node_selector.is_empty()).then(|| p.node_selector.clone());
+    spec.tolerations = (!p.tolerations.is_empty()).then(|| p.tolerations.clone());
+    spec.affinity = p.affinity.clone();
+    spec.priority_class_name = p.priority_class_name.clone();
+    if p.host_network {
+        spec.host_network = Some(true);
+        spec.dns_policy = Some("ClusterFirstWithHostNet".into());
+    }
+    spec
+}
+
 /// The user and group every worker runs as (the distroless `nonroot` user).
 pub const WORKER_UID: i64 = 65532;
 
@@ -251,6 +268,7 @@ spec:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
 
     #[test]
     fn parses_byte_quantities() {
@@ -262,6 +280,68 @@ mod tests {
         assert_eq!(parse_bytes("1024"), Some(1024));
         for bad in ["", "Mi", "5mi", "5 Mi", "5Ti", "-5"] {
             assert_eq!(parse_bytes(bad), None, "{bad}");
+        }
+    }
+
+    /// A placement as a user writes it.
+    fn placement() -> helios_crds::Placement {
+        serde_yaml::from_str(
+            r#"
+nodeSelector: {pool: detection}
+tolerations: [{key: dedicated, operator: Equal, value: detection, effect: NoSchedule}]
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm: {topologyKey: kubernetes.io/hostname}
+priorityClassName: high
+hostNetwork: true
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The pod spec of a workload's template.
+    fn pod_spec(template: Option<&PodTemplateSpec>) -> PodSpec {
+        template
+            .and_then(|t| t.spec.clone())
+            .unwrap_or_else(|| panic!("a pod template with a spec"))
+    }
+
+    #[test]
+    fn both_workloads_run_where_their_placement_says() {
+        let (mut pipeline, mut detector) = (fixtures::pipeline(), fixtures::detector());
+        let plain = ingest::build(&pipeline, "helios:1").unwrap_or_else(|e| panic!("{e}"));
+        let plain = pod_spec(plain.deployment.spec.as_ref().map(|s| &s.template));
+        assert_eq!(
+            (
+                plain.node_selector,
+                plain.tolerations,
+                plain.host_network,
+                plain.dns_policy
+            ),
+            (None, None, None, None),
+            "no placement: the scheduler's defaults"
+        );
+        pipeline.spec.ingestion.placement = Some(placement());
+        detector.spec.placement = Some(placement());
+        let ingest = ingest::build(&pipeline, "helios:1").unwrap_or_else(|e| panic!("{e}"));
+        let detect =
+            detector::build(&detector, &pipeline, "helios:1").unwrap_or_else(|e| panic!("{e}"));
+        for spec in [
+            pod_spec(ingest.deployment.spec.as_ref().map(|s| &s.template)),
+            pod_spec(detect.stateful_set.spec.as_ref().map(|s| &s.template)),
+        ] {
+            let want = placement();
+            assert_eq!(spec.node_selector, Some(want.node_selector));
+            assert_eq!(spec.tolerations, Some(want.tolerations));
+            assert_eq!(spec.affinity, want.affinity);
+            assert_eq!(spec.priority_class_name.as_deref(), Some("high"));
+            assert_eq!(spec.host_network, Some(true));
+            assert_eq!(spec.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+            // What the operator owns stays as it was: one non-root container, /tmp.
+            assert_eq!(spec.containers.len(), 1);
+            assert!(spec.security_context.is_some());
         }
     }
 
