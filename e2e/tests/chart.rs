@@ -927,33 +927,26 @@ fn helm_install_upgrade_uninstall_against_the_api_server() {
             )
             .expect("kubectl runs")
     };
-    let out = apply_as_operator(
-        "kube-system",
-        &managed_deployment(
-            &probe,
-            "      serviceAccountName: clusterrole-aggregation-controller\n",
-        ),
-    );
-    assert!(
-        !out.success
-            && out.stderr.contains(&refused)
-            && out.stderr.contains("spec.template.spec.serviceAccountName"),
-        "a child running as a kube-system ServiceAccount was not refused: {}{}",
-        out.stdout,
-        out.stderr
+    // A child whose pod spec has `extra` is refused by the policy, naming `field`.
+    let refused_child = |extra: &str, field: &str, what: &str| {
+        let out = apply_as_operator("kube-system", &managed_deployment(&probe, extra));
+        assert!(
+            !out.success && out.stderr.contains(&refused) && out.stderr.contains(field),
+            "{what} was not refused: {}{}",
+            out.stdout,
+            out.stderr
+        );
+    };
+    refused_child(
+        "      serviceAccountName: clusterrole-aggregation-controller\n",
+        "spec.template.spec.serviceAccountName",
+        "a child running as a kube-system ServiceAccount",
     );
     // On the node's network: refused unless the chart allows it (admissionPolicy.allowHostNetwork).
-    let out = apply_as_operator(
-        "kube-system",
-        &managed_deployment(&probe, "      hostNetwork: true\n"),
-    );
-    assert!(
-        !out.success
-            && out.stderr.contains(&refused)
-            && out.stderr.contains("spec.template.spec.hostNetwork"),
-        "a child on the host network was not refused: {}{}",
-        out.stdout,
-        out.stderr
+    refused_child(
+        "      hostNetwork: true\n",
+        "spec.template.spec.hostNetwork",
+        "a child on the host network",
     );
     let out = apply_as_operator("kube-system", &managed_deployment(&probe, ""));
     assert!(
