@@ -396,6 +396,9 @@ fn grafana_dashboard_is_valid_and_uses_real_metrics() {
         "helios_ingest_produce_latency_seconds_bucket",
         "helios_detect_consumer_lag",
         "helios_detect_anomalies_total",
+        "helios_detect_score",
+        "helios_detect_threshold",
+        "helios_detect_model_age_seconds",
         "helios_operator_reconcile_errors_total",
         "helios_operator_leader",
     ] {

@@ -85,6 +85,11 @@ pub struct Args {
     /// Most reports per rolling hour (0 = unlimited).
     #[arg(long, env = "HELIOS_REPORT_MAX_PER_HOUR", default_value_t = 20)]
     pub report_max_per_hour: u32,
+    /// Keys exported with a `key` label on the score metrics (`helios_detect_score`,
+    /// `_threshold`, `_model_age_seconds`, `_model_training_windows`): those with the highest
+    /// score over their last 12 windows; 0 exports only the aggregates.
+    #[arg(long, env = "HELIOS_SCORE_METRICS_KEYS", default_value_t = crate::score_board::DEFAULT_TOP_KEYS)]
+    pub score_metrics_keys: usize,
     /// Longest a graceful shutdown waits for pending notifications.
     #[arg(long, env = "HELIOS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,

@@ -28,6 +28,7 @@ pub mod partition;
 pub mod pipeline;
 pub mod records;
 pub mod report;
+pub mod score_board;
 pub mod selector;
 pub mod status;
 pub mod store;
@@ -189,6 +190,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         idle_close,
         restore_limit,
         status,
+        score_keys: args.score_metrics_keys,
     };
     let result = worker.run(shutdown).await;
     ready.store(false, Ordering::Relaxed);

@@ -1,8 +1,8 @@
 //! Prometheus metrics of the detector worker, served on `/metrics`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the worker exports.
@@ -29,6 +29,18 @@ pub struct Metrics {
     pub watermark: IntGauge,
     /// Writes of the runtime status to the Detector, by outcome (`applied`, `unchanged`, `error`).
     pub status_writes: IntCounterVec,
+    /// Latest score of each of the top keys by recent score (see `score_board`).
+    pub score: GaugeVec,
+    /// Threshold in force for each of the top keys.
+    pub threshold: GaugeVec,
+    /// Event time the current model of each top key has been scoring (seconds).
+    pub model_age: GaugeVec,
+    /// Windows in the training history of each top key.
+    pub training_windows: IntGaugeVec,
+    /// Highest latest score over every key.
+    pub score_max: Gauge,
+    /// Keys by state (`scored`, `warming_up`).
+    pub keys: IntGaugeVec,
 }
 
 impl Metrics {
@@ -90,6 +102,39 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let score = GaugeVec::new(
+            Opts::new(
+                "helios_detect_score",
+                "Latest window score of the top keys by recent score",
+            ),
+            &["key"],
+        )?;
+        let threshold = GaugeVec::new(
+            Opts::new(
+                "helios_detect_threshold",
+                "Score threshold in force for the top keys",
+            ),
+            &["key"],
+        )?;
+        let model_age = GaugeVec::new(
+            Opts::new(
+                "helios_detect_model_age_seconds",
+                "Event time the current model of a top key has been scoring",
+            ),
+            &["key"],
+        )?;
+        let training_windows = IntGaugeVec::new(
+            Opts::new(
+                "helios_detect_model_training_windows",
+                "Windows in the training history of a top key",
+            ),
+            &["key"],
+        )?;
+        let score_max = Gauge::new(
+            "helios_detect_score_max",
+            "Highest latest window score over every key",
+        )?;
+        let keys = IntGaugeVec::new(Opts::new("helios_detect_keys", "Keys by state"), &["state"])?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
         registry.register(Box::new(windows.clone()))?;
@@ -100,6 +145,12 @@ impl Metrics {
         registry.register(Box::new(write_latency.clone()))?;
         registry.register(Box::new(watermark.clone()))?;
         registry.register(Box::new(status_writes.clone()))?;
+        registry.register(Box::new(score.clone()))?;
+        registry.register(Box::new(threshold.clone()))?;
+        registry.register(Box::new(model_age.clone()))?;
+        registry.register(Box::new(training_windows.clone()))?;
+        registry.register(Box::new(score_max.clone()))?;
+        registry.register(Box::new(keys.clone()))?;
         Ok(Self {
             registry,
             events,
@@ -112,6 +163,12 @@ impl Metrics {
             write_latency,
             watermark,
             status_writes,
+            score,
+            threshold,
+            model_age,
+            training_windows,
+            score_max,
+            keys,
         })
     }
 

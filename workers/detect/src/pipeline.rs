@@ -15,7 +15,7 @@ use std::time::Instant;
 use helios_detection::DetectionError;
 use helios_detection::alert::{Alert, Transition};
 use helios_detection::engine::seasonal::Period;
-use helios_detection::engine::{DetectorCore, Guard, StoredVerdict};
+use helios_detection::engine::{DetectorCore, Guard, KeyStatus, StoredVerdict};
 use helios_detection::event::Event;
 use helios_detection::explain::Explanation;
 use helios_detection::features::{FeatureAccumulator, Observation};
@@ -202,6 +202,11 @@ impl Pipeline {
     /// The configuration.
     pub fn config(&self) -> &DetectorConfig {
         &self.cfg
+    }
+
+    /// The core's view of `key`: model version, history, threshold, seasonal profile.
+    pub fn key_status(&self, key: &str) -> Option<KeyStatus> {
+        self.core.key_status(key)
     }
 
     /// Warm-up and model progress over every known key.

@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
 use crate::pipeline::{Closing, Ingested, Pipeline};
 use crate::records::AnomalyMessage;
+use crate::score_board::{Observation, ScoreBoard};
 use crate::status::{StatusHandle, StatusSettings};
 use crate::store::Store;
 use crate::watermark::{Bound, Now, PartitionClocks, Rules};
@@ -78,6 +79,8 @@ pub struct Worker {
     pub restore_limit: usize,
     /// Runtime status shared with the status writer.
     pub status: StatusHandle,
+    /// Keys exported with a `key` label on the score metrics.
+    pub score_keys: usize,
 }
 
 struct LoopState {
@@ -92,6 +95,7 @@ struct LoopState {
     started: Instant,
     last_commit: Instant,
     counters: Counters,
+    scores: ScoreBoard,
 }
 
 /// Per-event counters, resolved once (a label lookup per event is measurable in a replay).
@@ -184,6 +188,7 @@ impl Worker {
             started: Instant::now(),
             last_commit: Instant::now(),
             counters: Counters::new(&self.metrics),
+            scores: ScoreBoard::new(self.score_keys),
         };
         let mut probe = OffsetsProbe::spawn(
             self.consumer.clone(),
@@ -443,6 +448,26 @@ impl Worker {
         self.metrics.windows_skipped.inc_by(scored.skipped as u64);
         st.tracker.closed_through(closing.bound);
         let training = st.pipeline.training();
+        for w in &scored.windows {
+            let Some(score) = w.window.score else {
+                continue;
+            };
+            let status = st.pipeline.key_status(&w.key);
+            st.scores.observe(Observation {
+                key: &w.key,
+                end_ms: w.window.end_ms,
+                score,
+                model_version: w.model_version,
+                threshold: status
+                    .as_ref()
+                    .and_then(|s| s.threshold.as_ref())
+                    .map(|t| t.value),
+                training_windows: status.map_or(0, |s| s.history),
+            });
+        }
+        st.scores
+            .set_warming_up(training.keys.saturating_sub(training.trained_keys));
+        st.scores.publish(&self.metrics);
         let hold = StatusSettings::from_config(&self.cfg).anomaly_hold;
         let now = chrono::Utc::now();
         self.status.update(|s| {

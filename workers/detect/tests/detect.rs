@@ -107,6 +107,21 @@ async fn latency_spike_gives_one_anomaly_row_and_one_message() {
         "{metrics}"
     );
     assert!(metrics.contains("helios_detect_scoring_latency_seconds_count"));
+    // Scores as metrics: each of the three keys (fewer than the default top ten) with its score,
+    // and the aggregates over every key.
+    let series = |name: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{key=\"")))
+            .count()
+    };
+    assert_eq!(series("helios_detect_score"), 3, "{metrics}");
+    assert_eq!(series("helios_detect_model_age_seconds"), 3, "{metrics}");
+    assert!(
+        metrics.contains("helios_detect_keys{state=\"scored\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("helios_detect_score_max "), "{metrics}");
     w.stop().await;
 
     let row: (
