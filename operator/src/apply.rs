@@ -21,6 +21,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
+use std::sync::Mutex;
 
 /// What an apply changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,16 +239,20 @@ child!(RoleBinding, "RoleBinding", |c| c
     .as_ref()
     .map(|i| &i.role_bindings));
 
+/// One change: kind, name, what happened.
+pub type Record = (&'static str, String, Change);
+
 /// Applies the children of one owner and deletes the ones it no longer has, collecting what
-/// changed for the owner's Events.
+/// changed for the owner's Events. Its calls may run concurrently (`&self`); each reserves its
+/// place in [`Applier::changes`] when it is called, so the changes keep the order of the calls
+/// whatever order the answers come in.
 pub struct Applier<'a> {
     ctx: &'a Context,
     caches: &'a ChildCaches,
     owner_key: &'a str,
     owner: &'a Owner,
-    kept: Vec<(&'static str, String)>,
-    /// What changed: kind, name, change.
-    pub changes: Vec<(&'static str, String, Change)>,
+    kept: Mutex<Vec<(&'static str, String)>>,
+    slots: Mutex<Vec<Vec<Record>>>,
 }
 
 impl<'a> Applier<'a> {
@@ -263,42 +268,93 @@ impl<'a> Applier<'a> {
             caches,
             owner_key,
             owner,
-            kept: Vec::new(),
-            changes: Vec::new(),
+            kept: Mutex::new(Vec::new()),
+            slots: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// What changed, in the order of the calls that changed it.
+    pub fn changes(&self) -> Vec<Record> {
+        self.slots
+            .lock()
+            .map(|slots| slots.iter().flatten().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A place for the changes of one call, after those of the calls made before it.
+    fn reserve(&self) -> usize {
+        self.slots.lock().map_or(0, |mut slots| {
+            slots.push(Vec::new());
+            slots.len() - 1
+        })
+    }
+
+    /// Record `change` of `kind` `name` in `slot`.
+    fn record(&self, slot: usize, kind: &'static str, name: String, change: Change) {
+        if let Ok(mut slots) = self.slots.lock()
+            && let Some(records) = slots.get_mut(slot)
+        {
+            records.push((kind, name, change));
+        }
+    }
+
+    /// Remember that `kind` `name` belongs (it is no orphan).
+    fn keep(&self, kind: &'static str, name: String) {
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.push((kind, name));
         }
     }
 
     /// Make `desired` the child's spec; the object with its status (from the cache when the
     /// apply is skipped because nothing changed, see [`Applier::ensure`]; a GET when the cache
     /// holds only its metadata).
-    pub async fn apply<K: Child>(&mut self, desired: &K) -> Result<K, ReconcileError> {
-        let namespace = desired.namespace().unwrap_or_default();
-        if let Some(object) = self.ensure(desired).await? {
-            return Ok(object);
-        }
-        let name = desired.name_any();
-        let cached = K::cache(self.caches)
-            .and_then(|s| s.get(&ObjectRef::new(&name).within(&namespace)))
-            .and_then(|c| K::whole(&c));
-        if let Some(object) = cached {
-            return Ok(object);
-        }
-        let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &namespace);
-        match api.get_opt(&name).await {
-            Ok(Some(object)) => Ok(object),
-            // Gone since the cache saw it: apply after all.
-            Ok(None) => self.write(&api, &hashed(desired), None).await,
-            Err(source) => Err(ReconcileError::ReadFailed {
-                what: K::KIND,
-                source,
-            }),
+    pub fn apply<'s, K: Child>(
+        &'s self,
+        desired: &'s K,
+    ) -> impl Future<Output = Result<K, ReconcileError>> + 's {
+        let slot = self.reserve();
+        async move {
+            let namespace = desired.namespace().unwrap_or_default();
+            if let Some(object) = self.ensure_in(slot, desired).await? {
+                return Ok(object);
+            }
+            let name = desired.name_any();
+            let cached = K::cache(self.caches)
+                .and_then(|s| s.get(&ObjectRef::new(&name).within(&namespace)))
+                .and_then(|c| K::whole(&c));
+            if let Some(object) = cached {
+                return Ok(object);
+            }
+            let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &namespace);
+            match api.get_opt(&name).await {
+                Ok(Some(object)) => Ok(object),
+                // Gone since the cache saw it: apply after all.
+                Ok(None) => self.write(slot, &api, &hashed(desired), None).await,
+                Err(source) => Err(ReconcileError::ReadFailed {
+                    what: K::KIND,
+                    source,
+                }),
+            }
         }
     }
 
     /// Server-side apply `desired` (force, field manager `helios-operator`) unless the cache
     /// shows the child carries the same applied-spec hash at the version this term's last apply
     /// left (nobody changed it since): then nothing is sent. The object when it was applied.
-    pub async fn ensure<K: Child>(&mut self, desired: &K) -> Result<Option<K>, ReconcileError> {
+    pub fn ensure<'s, K: Child>(
+        &'s self,
+        desired: &'s K,
+    ) -> impl Future<Output = Result<Option<K>, ReconcileError>> + 's {
+        let slot = self.reserve();
+        self.ensure_in(slot, desired)
+    }
+
+    /// [`Applier::ensure`], its change recorded in `slot`.
+    async fn ensure_in<K: Child>(
+        &self,
+        slot: usize,
+        desired: &K,
+    ) -> Result<Option<K>, ReconcileError> {
         let namespace = desired.namespace().unwrap_or_default();
         let name = desired.name_any();
         let child_key = format!("{}/{namespace}/{name}", K::KIND);
@@ -309,9 +365,8 @@ impl<'a> Applier<'a> {
         if let (Some(c), Some(a)) = (&cached, answered)
             && up_to_date(c.meta(), desired.meta(), a)
         {
-            self.changes
-                .push((K::KIND, name.clone(), Change::Unchanged));
-            self.kept.push((K::KIND, name));
+            self.record(slot, K::KIND, name.clone(), Change::Unchanged);
+            self.keep(K::KIND, name);
             return Ok(None);
         }
         let cached = cached.map(|m| Version::of(m.meta()));
@@ -320,11 +375,12 @@ impl<'a> Applier<'a> {
             (c, a) => c.or(a),
         };
         let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &namespace);
-        self.write(&api, &desired, before).await.map(Some)
+        self.write(slot, &api, &desired, before).await.map(Some)
     }
 
     async fn write<K: Child>(
-        &mut self,
+        &self,
+        slot: usize,
         api: &Api<K>,
         desired: &K,
         before: Option<Version>,
@@ -345,55 +401,63 @@ impl<'a> Applier<'a> {
         let after = Version::of(object.meta());
         let child_key = format!("{}/{namespace}/{name}", K::KIND);
         self.ctx.memo.saw_child(self.owner_key, &child_key, after);
-        self.changes
-            .push((K::KIND, name.clone(), change(before, after)));
-        self.kept.push((K::KIND, name));
+        self.record(slot, K::KIND, name.clone(), change(before, after));
+        self.keep(K::KIND, name);
         Ok(object)
     }
 
     /// Delete the children of kind `K` controlled by the owner that this applier did not apply:
     /// found in the cache, or (a kind the operator does not watch) listed once per term.
-    pub async fn delete_orphans<K: Child>(&mut self) -> Result<(), ReconcileError> {
-        let memo = &self.ctx.memo;
-        let orphans = match K::cache(self.caches) {
-            Some(store) => store
-                .state_filter(|m| self.is_orphan::<K>(m.meta()))
-                .iter()
-                .map(|m| m.meta().clone())
-                .collect(),
-            None if memo.swept(self.owner_key, K::KIND) || memo.swept(EVERY_OWNER, K::KIND) => {
-                return Ok(());
+    pub fn delete_orphans<K: Child>(
+        &self,
+    ) -> impl Future<Output = Result<(), ReconcileError>> + '_ {
+        let slot = self.reserve();
+        async move {
+            let memo = &self.ctx.memo;
+            let orphans = match K::cache(self.caches) {
+                Some(store) => store
+                    .state_filter(|m| self.is_orphan::<K>(m.meta()))
+                    .iter()
+                    .map(|m| m.meta().clone())
+                    .collect(),
+                None if memo.swept(self.owner_key, K::KIND) || memo.swept(EVERY_OWNER, K::KIND) => {
+                    return Ok(());
+                }
+                None => self.listed_orphans::<K>().await?,
+            };
+            for orphan in orphans {
+                let namespace = orphan.namespace.unwrap_or_default();
+                let name = orphan.name.unwrap_or_default();
+                let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &namespace);
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => self.record(slot, K::KIND, name, Change::Deleted),
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(ReconcileError::OrphanCleanupFailed(e)),
+                }
             }
-            None => self.listed_orphans::<K>().await?,
-        };
-        for orphan in orphans {
-            let namespace = orphan.namespace.unwrap_or_default();
-            let name = orphan.name.unwrap_or_default();
-            let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &namespace);
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => self.changes.push((K::KIND, name, Change::Deleted)),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(ReconcileError::OrphanCleanupFailed(e)),
+            if K::cache(self.caches).is_none() {
+                // Nothing recreates an unwatched kind: one sweep per term is enough.
+                memo.did_sweep(self.owner_key, K::KIND);
             }
+            Ok(())
         }
-        if K::cache(self.caches).is_none() {
-            // Nothing recreates an unwatched kind: one sweep per term is enough.
-            memo.did_sweep(self.owner_key, K::KIND);
-        }
-        Ok(())
     }
 
     /// Whether `meta` is controlled by the owner and was not applied by this applier.
     fn is_orphan<K: Child>(&self, meta: &ObjectMeta) -> bool {
         let name = meta.name.as_deref().unwrap_or_default();
+        let kept = || {
+            // A poisoned lock keeps everything: never delete what may have been applied.
+            self.kept.lock().map_or(true, |kept| {
+                kept.iter()
+                    .any(|(kind, kept)| *kind == K::KIND && kept == name)
+            })
+        };
         meta.owner_references
             .iter()
             .flatten()
             .any(|o| o.uid == self.owner.reference.uid && o.controller == Some(true))
-            && !self
-                .kept
-                .iter()
-                .any(|(kind, kept)| *kind == K::KIND && kept == name)
+            && !kept()
     }
 
     /// The orphans of a kind without a cache, listed (metadata only) by the managed-by and

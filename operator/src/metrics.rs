@@ -2,8 +2,8 @@
 //! leadership.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -17,6 +17,7 @@ pub struct Metrics {
     duration: HistogramVec,
     pipelines: IntGaugeVec,
     probes: IntCounterVec,
+    events_dropped: IntCounter,
     leader: IntGauge,
     readiness: Mutex<BTreeMap<String, bool>>,
 }
@@ -64,12 +65,17 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let events_dropped = IntCounter::new(
+            "events_dropped_total",
+            "Kubernetes Events dropped because the background publisher's queue was full",
+        )?;
         let leader = IntGauge::new("leader", "1 while this replica holds the Lease")?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(pipelines.clone()))?;
         registry.register(Box::new(probes.clone()))?;
+        registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         Ok(Self {
             registry,
@@ -78,6 +84,7 @@ impl Metrics {
             duration,
             pipelines,
             probes,
+            events_dropped,
             leader,
             readiness: Mutex::new(BTreeMap::new()),
         })
@@ -100,6 +107,11 @@ impl Metrics {
     pub fn probe(&self, reused: bool) {
         let outcome = if reused { "reused" } else { "probed" };
         self.probes.with_label_values(&[outcome]).inc();
+    }
+
+    /// Count an Event dropped because its publisher's queue was full.
+    pub fn event_dropped(&self) {
+        self.events_dropped.inc();
     }
 
     /// Record the readiness of pipeline `key` (`None` when it is gone).

@@ -176,6 +176,15 @@ pub async fn run(args: Args) -> Result<(), OperatorError> {
     if let Some(term) = controllers.take() {
         term.stop(grace).await;
     }
+    if tokio::time::timeout(grace, ctx.events.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "Events still queued after the grace period: dropped"
+        );
+    }
     let _ = stop_tx.send(());
     let _ = campaign.await;
     Ok(())

@@ -152,30 +152,55 @@ fn build(
     )?)
 }
 
-/// Apply the children (the pods' identity first, so the StatefulSet's pods find it), delete the
-/// ones the detector no longer has, publish what changed; the StatefulSet as applied.
+/// Apply the children (the pods' identity before the StatefulSet, so its pods find it; the
+/// three identity objects together, the Service alongside all of them; the first failure in the
+/// order identity, StatefulSet, Service is the error), delete the ones the detector no longer
+/// has (every kind at once), publish what changed; the StatefulSet as applied.
 async fn apply(
     ctx: &Context,
     detector: &Detector,
     target: &Target,
     children: &DetectorChildren,
 ) -> Result<StatefulSet, ReconcileError> {
-    let mut applier = Applier::new(ctx, &target.caches.children, &target.key, &target.owner);
-    if children.per_detector_identity {
-        applier.ensure(&children.service_account).await?;
-        applier.ensure(&children.role).await?;
-        applier.ensure(&children.role_binding).await?;
-    }
-    let sts = applier.apply(&children.stateful_set).await?;
-    applier.ensure(&children.service).await?;
-    applier.delete_orphans::<StatefulSet>().await?;
-    applier.delete_orphans::<Service>().await?;
-    // With worker identities off these kinds are not watched: the applier lists them once
-    // per term, so what a run with identities on created does not stay behind.
-    applier.delete_orphans::<ServiceAccount>().await?;
-    applier.delete_orphans::<Role>().await?;
-    applier.delete_orphans::<RoleBinding>().await?;
-    publish_changes(ctx, detector, &applier.changes).await;
+    let applier = Applier::new(ctx, &target.caches.children, &target.key, &target.owner);
+    // Made in step order: each takes its place among the changes when it is made.
+    let identity = children.per_detector_identity.then(|| {
+        (
+            applier.ensure(&children.service_account),
+            applier.ensure(&children.role),
+            applier.ensure(&children.role_binding),
+        )
+    });
+    let sts = applier.apply(&children.stateful_set);
+    let service = applier.ensure(&children.service);
+    let workload = async {
+        if let Some((account, role, binding)) = identity {
+            let (account, role, binding) = futures::join!(account, role, binding);
+            account?;
+            role?;
+            binding?;
+        }
+        sts.await
+    };
+    let (sts, service) = futures::join!(workload, service);
+    let sts = sts?;
+    service?;
+    // Every kind at once (the first failure in this order is the error). With worker
+    // identities off their kinds are not watched: the applier lists them once per term, so
+    // what a run with identities on created does not stay behind.
+    let (stateful_sets, services, accounts, roles, bindings) = futures::join!(
+        applier.delete_orphans::<StatefulSet>(),
+        applier.delete_orphans::<Service>(),
+        applier.delete_orphans::<ServiceAccount>(),
+        applier.delete_orphans::<Role>(),
+        applier.delete_orphans::<RoleBinding>(),
+    );
+    stateful_sets?;
+    services?;
+    accounts?;
+    roles?;
+    bindings?;
+    publish_changes(ctx, detector, &applier.changes());
     Ok(sts)
 }
 
@@ -207,15 +232,13 @@ async fn status(
     let previous = stored.conditions.clone();
     let decided = [outcome.ready];
     for failing in changed_failures(&decided, &previous, &[]) {
-        crate::events::publish(
-            &ctx.recorder,
+        ctx.events.publish(
             detector,
             EventType::Warning,
             &failing.reason,
             "Reconcile",
             failing.message.clone(),
-        )
-        .await;
+        );
     }
     let generation = detector.metadata.generation;
     let status = OwnedStatus {

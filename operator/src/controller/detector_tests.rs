@@ -1,7 +1,7 @@
 //! Reconcile tests of the Detector controller against a scripted API server (see `fixtures`).
 
 use super::detector::reconcile;
-use super::fixtures::{Kit, Step, child_meta, stored};
+use super::fixtures::{Kit, Step, child_meta, concurrently, stored};
 use crate::builders::detector::WorkerIdentity;
 use crate::builders::fixtures::{detector, pipeline};
 use helios_crds::Detector;
@@ -119,20 +119,28 @@ async fn a_detector_whose_pipeline_is_missing_reports_pipeline_not_found() {
 async fn a_detector_with_its_pipeline_applies_identity_workload_and_service_then_its_status() {
     let mut kit = kit_with_pipeline(true);
     let d = the_detector();
-    let steps = vec![
+    let mut steps = concurrently(vec![
         Step::apply(service_account()),
         Step::apply(role()),
         Step::apply(role_binding()),
         sts_ready_step(),
         Step::apply(service()),
-        status_step(&d),
-    ];
+    ]);
+    steps.push(status_step(&d));
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
         .await;
 
     log.assert_followed();
     assert!(result.is_ok(), "{result:?}");
+    let calls = log.calls();
+    let at = |path: String| calls.iter().position(|c| *c == format!("PATCH {path}"));
+    for identity in [service_account(), role(), role_binding()] {
+        assert!(
+            at(identity.clone()) < at(sts()),
+            "{identity} before the StatefulSet: {calls:?}"
+        );
+    }
     let applied = log.bodies(&Method::PATCH, &sts())[0];
     assert_eq!(applied["kind"], "StatefulSet");
     assert_eq!(
@@ -195,26 +203,31 @@ async fn switched_off_worker_identities_leave_no_service_account_role_or_binding
         "auth-errors",
     );
     let listed = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dhelios-operator%2Capp.kubernetes.io%2Finstance%3Dauth-errors";
-    let steps = vec![
-        Step::apply(sts()),
-        Step::apply(service()),
-        Step::list_metadata(
-            format!("/api/v1{NS}/serviceaccounts"),
-            vec![mine("auth-errors-detect"), foreign],
-        )
-        .query(listed),
-        Step::delete(service_account()),
-        Step::list_metadata(
-            format!("/apis/rbac.authorization.k8s.io/v1{NS}/roles"),
-            vec![mine("auth-errors-detect")],
-        ),
-        Step::delete(role()),
-        Step::list_metadata(
-            format!("/apis/rbac.authorization.k8s.io/v1{NS}/rolebindings"),
-            vec![],
-        ),
-        status_step(&d),
-    ];
+    // The three kinds are listed at once; each delete follows its own list.
+    let steps = [
+        concurrently(vec![Step::apply(sts()), Step::apply(service())]),
+        concurrently(vec![
+            Step::list_metadata(
+                format!("/api/v1{NS}/serviceaccounts"),
+                vec![mine("auth-errors-detect"), foreign],
+            )
+            .query(listed),
+            Step::delete(service_account()),
+            Step::list_metadata(
+                format!("/apis/rbac.authorization.k8s.io/v1{NS}/roles"),
+                vec![mine("auth-errors-detect")],
+            ),
+            Step::delete(role()),
+            Step::list_metadata(
+                format!("/apis/rbac.authorization.k8s.io/v1{NS}/rolebindings"),
+                vec![],
+            ),
+        ]),
+        vec![status_step(&d)],
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(d.clone()), kit.ctx.clone()))
         .await;
@@ -227,7 +240,7 @@ async fn switched_off_worker_identities_leave_no_service_account_role_or_binding
     );
 
     // Nothing recreates them: the next reconcile of this term does not list again.
-    let steps = vec![Step::apply(sts()), Step::apply(service())];
+    let steps = concurrently(vec![Step::apply(sts()), Step::apply(service())]);
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
         .await;
@@ -240,16 +253,15 @@ async fn identity_kinds_the_operator_may_not_list_are_skipped_for_every_detector
     let mut kit = kit_with_pipeline(false);
     let d = the_detector();
     let forbidden = |path: String| Step::new(Method::GET, path).fail(403, "Forbidden");
-    let steps = vec![
-        Step::apply(sts()),
-        Step::apply(service()),
+    let mut steps = concurrently(vec![Step::apply(sts()), Step::apply(service())]);
+    steps.extend(concurrently(vec![
         forbidden(format!("/api/v1{NS}/serviceaccounts")),
         forbidden(format!("/apis/rbac.authorization.k8s.io/v1{NS}/roles")),
         forbidden(format!(
             "/apis/rbac.authorization.k8s.io/v1{NS}/rolebindings"
         )),
-        status_step(&d),
-    ];
+    ]));
+    steps.push(status_step(&d));
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
         .await;
@@ -259,14 +271,14 @@ async fn identity_kinds_the_operator_may_not_list_are_skipped_for_every_detector
     // Another detector in the same term: no more forbidden lists.
     let mut other = stored(detector(), "3333-cccc", 1, 11);
     other.metadata.name = Some("latency".into());
-    let steps = vec![
+    let mut steps = concurrently(vec![
         Step::apply(path("/apis/apps/v1", "statefulsets", "latency-detect")),
         Step::apply(path("/api/v1", "services", "latency-detect")),
-        Step::apply_status(
-            path("/apis/helios.dev/v1alpha1", "detectors", "latency/status"),
-            serde_json::to_value(&other).expect("a detector serializes"),
-        ),
-    ];
+    ]);
+    steps.push(Step::apply_status(
+        path("/apis/helios.dev/v1alpha1", "detectors", "latency/status"),
+        serde_json::to_value(&other).expect("a detector serializes"),
+    ));
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(other), kit.ctx.clone()))
         .await;
@@ -291,15 +303,15 @@ async fn a_cached_child_the_detector_no_longer_renders_is_deleted_and_others_are
         ("Detector", "9999"),
         "someone-else",
     ));
-    let steps = vec![
+    let mut steps = concurrently(vec![
         Step::apply(service_account()),
         Step::apply(role()),
         Step::apply(role_binding()),
         Step::apply(sts()),
         Step::apply(service()),
-        Step::delete(path("/apis/apps/v1", "statefulsets", old)),
-        status_step(&d),
-    ];
+    ]);
+    steps.push(Step::delete(path("/apis/apps/v1", "statefulsets", old)));
+    steps.push(status_step(&d));
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
         .await;
@@ -313,7 +325,11 @@ async fn a_failed_apply_is_an_apply_failed_error() {
     for code in [500, 409] {
         let mut kit = kit_with_pipeline(false);
         let d = the_detector();
-        let steps = vec![Step::apply(sts()).fail(code, "Scripted")];
+        // The Service is applied alongside the StatefulSet; the StatefulSet's failure decides.
+        let steps = concurrently(vec![
+            Step::apply(sts()).fail(code, "Scripted"),
+            Step::apply(service()),
+        ]);
         let (result, log) = kit
             .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
             .await;
@@ -345,11 +361,20 @@ async fn a_failed_orphan_delete_is_an_orphan_cleanup_failed_error() {
         ("Detector", DETECTOR_UID),
         "auth-errors",
     ));
-    let steps = vec![
-        Step::apply(sts()),
-        Step::apply(service()),
+    // The unwatched identity kinds are listed alongside; the StatefulSet's failure decides.
+    let mut steps = concurrently(vec![Step::apply(sts()), Step::apply(service())]);
+    steps.extend(concurrently(vec![
         Step::delete(path("/apis/apps/v1", "statefulsets", old)).fail(500, "InternalError"),
-    ];
+        Step::list_metadata(format!("/api/v1{NS}/serviceaccounts"), vec![]),
+        Step::list_metadata(
+            format!("/apis/rbac.authorization.k8s.io/v1{NS}/roles"),
+            vec![],
+        ),
+        Step::list_metadata(
+            format!("/apis/rbac.authorization.k8s.io/v1{NS}/rolebindings"),
+            vec![],
+        ),
+    ]));
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(the_detector()), kit.ctx.clone()))
         .await;
@@ -423,7 +448,10 @@ async fn a_detector_without_a_uid_fails_in_dereference_before_any_request() {
 #[tokio::test]
 async fn each_failing_stage_is_named_by_the_error() {
     let mut kit = kit_with_pipeline(false);
-    let steps = vec![Step::apply(sts()).fail(500, "Scripted")];
+    let steps = concurrently(vec![
+        Step::apply(sts()).fail(500, "Scripted"),
+        Step::apply(service()),
+    ]);
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(the_detector()), kit.ctx.clone()))
         .await;

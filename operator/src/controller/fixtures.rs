@@ -1,8 +1,9 @@
 //! The kit of the reconcile test tier: a [`Context`] whose API client talks to a scripted
 //! server (a `tower_test` mock, no sockets) and whose watch caches the test fills, so a real
 //! reconcile runs in milliseconds. A scenario is the list of requests the reconcile must make, in
-//! order, each checked (method, path, query) and answered with JSON; Events are answered on the
-//! side and only recorded. The reconcile and its scenario share one timeout.
+//! order (requests made at the same time in a [`concurrently`] group, in any order among
+//! themselves), each checked (method, path, query) and answered with JSON; Events are answered
+//! on the side and only recorded. The reconcile and its scenario share one timeout.
 
 use super::{Context, cache};
 use crate::apply::{Child, ChildCaches, IdentityCaches};
@@ -25,6 +26,7 @@ use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -44,6 +46,22 @@ pub struct Step {
     path: String,
     query: Vec<String>,
     answer: Answer,
+    /// The concurrent group the step belongs to (see [`concurrently`]).
+    group: Option<u64>,
+}
+
+/// `steps` made at the same time: the scripted server accepts them in any order (each still
+/// checked and answered as its own step), after the steps before them and before the ones after.
+pub fn concurrently(steps: Vec<Step>) -> Vec<Step> {
+    static GROUPS: AtomicU64 = AtomicU64::new(1);
+    let group = GROUPS.fetch_add(1, Ordering::Relaxed);
+    steps
+        .into_iter()
+        .map(|s| Step {
+            group: Some(group),
+            ..s
+        })
+        .collect()
 }
 
 impl Step {
@@ -54,6 +72,7 @@ impl Step {
             path: path.into(),
             query: Vec::new(),
             answer: Box::new(|body, rv| (StatusCode::OK, echo(body, rv))),
+            group: None,
         }
     }
 
@@ -258,7 +277,7 @@ async fn serve(
         let (code, answer) = if seen.is_event() {
             (StatusCode::OK, echo(&seen.body, rv))
         } else {
-            match steps.pop_front() {
+            match next_step(&mut steps, &seen.method, path, query) {
                 None => {
                     log.problems
                         .push(format!("unexpected {} {}", seen.method, seen.uri));
@@ -286,6 +305,20 @@ async fn serve(
             .map(|s| format!("never requested: {}", s.describe())),
     );
     (handle, log)
+}
+
+/// The step a request is: the first one, or any step of the first one's concurrent group that
+/// matches it (the first one, mismatched, when none does).
+fn next_step(steps: &mut VecDeque<Step>, method: &Method, path: &str, query: &str) -> Option<Step> {
+    let Some(group) = steps.front()?.group else {
+        return steps.pop_front();
+    };
+    let at = steps
+        .iter()
+        .take_while(|s| s.group == Some(group))
+        .position(|s| s.mismatch(method, path, query).is_none())
+        .unwrap_or(0);
+    steps.remove(at)
 }
 
 fn unscripted() -> (StatusCode, Value) {
@@ -470,9 +503,12 @@ impl Kit {
         let handle = self.handle.take().expect("one scenario at a time");
         let (stop, stopped) = oneshot::channel();
         let server = tokio::spawn(serve(handle, steps, stopped));
+        let ctx = Arc::clone(&self.ctx);
         let (out, served) = tokio::time::timeout(LIMIT, async {
             let out = reconcile.await;
-            // The reconcile awaited every answer: nothing is in flight any more.
+            // The reconcile awaited every answer, and its Events are published once the
+            // background publisher is flushed: nothing is in flight any more.
+            ctx.events.flush().await;
             let _ = stop.send(());
             (out, server.await)
         })

@@ -46,8 +46,8 @@ pub struct Context {
     pub client: Client,
     /// Image of the workers.
     pub image: String,
-    /// The one Event recorder.
-    pub recorder: Recorder,
+    /// Where reconciles hand their Events (published in the background).
+    pub events: crate::events::Events,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// AWS settings for the report hook check.
@@ -72,7 +72,7 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// A context for `client`.
+    /// A context for `client`; starts the Event publisher on the current Tokio runtime.
     pub fn new(
         client: Client,
         image: String,
@@ -84,7 +84,7 @@ impl Context {
         Self {
             client,
             image,
-            recorder,
+            events: crate::events::Events::start(recorder, Arc::clone(&metrics)),
             metrics,
             aws,
             kafka_timeout,
@@ -289,8 +289,8 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_secs(secs.min(300))
 }
 
-/// Publish a Normal Event for every child that was created, updated or deleted.
-pub(crate) async fn publish_changes<K: kube::Resource<DynamicType = ()>>(
+/// Hand over a Normal Event for every child that was created, updated or deleted.
+pub(crate) fn publish_changes<K: kube::Resource<DynamicType = ()>>(
     ctx: &Context,
     owner: &K,
     changes: &[(&'static str, String, Change)],
@@ -302,8 +302,7 @@ pub(crate) async fn publish_changes<K: kube::Resource<DynamicType = ()>>(
             Change::Deleted => ("Deleted", "deleted"),
             Change::Unchanged => continue,
         };
-        crate::events::publish_related(
-            &ctx.recorder,
+        ctx.events.publish_related(
             owner,
             Some(crate::events::related(
                 kind,
@@ -314,8 +313,7 @@ pub(crate) async fn publish_changes<K: kube::Resource<DynamicType = ()>>(
             reason,
             "Reconcile",
             format!("{verb} {kind} {name}"),
-        )
-        .await;
+        );
     }
 }
 

@@ -12,12 +12,14 @@ use crate::builders::{self, Owner, ingest};
 use crate::conditions::{self, Cond};
 use crate::finalizer::{self, Decision, Progress};
 use crate::health::{self, Rollout};
+use crate::kafka::admin::TopicOutcome;
 use crate::kafka::{TopicAdmin, TopicError, plan};
 use crate::naming::{self, TOPICS_FINALIZER, TopicNames};
 use crate::reporting;
 use helios_crds::conditions::{READY, SUSPENDED};
 use helios_crds::pipeline::{
-    AnomalyPipelineStatus, DeletionPolicy, DetectorCounts, IngestionStatus, KafkaSpec, TopicsStatus,
+    AnomalyPipelineStatus, DeletionPolicy, DetectorCounts, IngestionStatus, KafkaSpec, TopicSpec,
+    TopicsStatus,
 };
 use helios_crds::{AnomalyPipeline, Detector};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -130,31 +132,43 @@ fn build(
     )?)
 }
 
-/// Apply the children, delete the ones the pipeline no longer has, publish what changed; the
-/// Deployment as applied (with its status).
+/// Apply the children (all at once: none needs another to exist; the first failure in the
+/// order ConfigMap, Deployment, Service, PDB is the error), delete the ones the pipeline no
+/// longer has, publish what changed; the Deployment as applied (with its status).
 async fn apply(
     ctx: &Context,
     pipeline: &AnomalyPipeline,
     target: &Target,
     children: &IngestChildren,
 ) -> Result<Deployment, ReconcileError> {
-    let mut applier = Applier::new(ctx, &target.caches.children, &target.key, &target.owner);
-    applier.ensure(&children.config_map).await?;
-    let deployment = applier.apply(&children.deployment).await?;
-    applier.ensure(&children.service).await?;
-    if let Some(pdb) = &children.pdb {
-        applier.ensure(pdb).await?;
-    }
+    let applier = Applier::new(ctx, &target.caches.children, &target.key, &target.owner);
+    // Made in step order: each takes its place among the changes when it is made.
+    let config_map = applier.ensure(&children.config_map);
+    let deployment = applier.apply(&children.deployment);
+    let service = applier.ensure(&children.service);
+    let pdb = children.pdb.as_ref().map(|pdb| applier.ensure(pdb));
+    let pdb = async {
+        match pdb {
+            Some(ensured) => ensured.await.map(drop),
+            None => Ok(()),
+        }
+    };
+    let (config_map, deployment, service, pdb) =
+        futures::join!(config_map, deployment, service, pdb);
+    config_map?;
+    let deployment = deployment?;
+    service?;
+    pdb?;
     applier.delete_orphans::<ConfigMap>().await?;
     applier.delete_orphans::<Deployment>().await?;
     applier.delete_orphans::<Service>().await?;
     applier.delete_orphans::<PodDisruptionBudget>().await?;
-    publish_changes(ctx, pipeline, &applier.changes).await;
+    publish_changes(ctx, pipeline, &applier.changes());
     Ok(deployment)
 }
 
-/// Probe the external systems (topics, report hook); a healthy probe of this generation is
-/// reused within its TTL. Failures are conditions, never errors.
+/// Probe the external systems (topics and report hook, at once); a healthy probe of this
+/// generation is reused within its TTL. Failures are conditions, never errors.
 async fn external(
     ctx: &Context,
     pipeline: &AnomalyPipeline,
@@ -167,8 +181,10 @@ async fn external(
     if let Some(probe) = cached {
         return probe;
     }
-    let (topics, events_partitions) = ensure_topics(ctx, pipeline, names).await;
-    let report = reporting::check(pipeline.spec.reporting.as_ref(), &ctx.aws).await;
+    let ((topics, events_partitions), report) = futures::join!(
+        ensure_topics(ctx, pipeline, names),
+        reporting::check(pipeline.spec.reporting.as_ref(), &ctx.aws),
+    );
     let probe = PipelineProbe {
         topics,
         events_partitions,
@@ -244,7 +260,7 @@ async fn status(
             .and_then(|s| serde_json::to_value(s).ok()),
     );
     let previous = stored.conditions.clone();
-    warn_new_failures(ctx, pipeline, &decided.conditions, &previous).await;
+    warn_new_failures(ctx, pipeline, &decided.conditions, &previous);
     let generation = pipeline.metadata.generation;
     let (owner, names) = (&target.owner, &observed.topics);
     let status = AnomalyPipelineStatus {
@@ -284,22 +300,20 @@ async fn status(
 }
 
 /// One Warning Event per condition that newly failed (not for `Ready`/`Suspended`, summaries).
-async fn warn_new_failures(
+fn warn_new_failures(
     ctx: &Context,
     pipeline: &AnomalyPipeline,
     decided: &[Cond],
     previous: &[Condition],
 ) {
     for failing in changed_failures(decided, previous, &[READY, SUSPENDED]) {
-        crate::events::publish(
-            &ctx.recorder,
+        ctx.events.publish(
             pipeline,
             EventType::Warning,
             &failing.reason,
             "Reconcile",
             format!("{}: {}", failing.type_, failing.message),
-        )
-        .await;
+        );
     }
 }
 
@@ -380,22 +394,19 @@ async fn finalize(
     let error = result.as_ref().err().map(ToString::to_string);
     match finalizer::decide(before, result.is_ok(), now) {
         Decision::Done => {
-            crate::events::publish(
-                &ctx.recorder,
+            ctx.events.publish(
                 pipeline,
                 EventType::Normal,
                 "TopicsDeleted",
                 "Delete",
                 format!("deleted topics {} and {}", names.events, names.anomalies),
-            )
-            .await;
+            );
             release(pipeline, api).await?;
             Ok(Action::await_change())
         }
         Decision::Retry(progress) => {
             let reason = result.err().map_or("TopicDeletionFailed", |e| e.reason());
-            crate::events::publish(
-                &ctx.recorder,
+            ctx.events.publish(
                 pipeline,
                 EventType::Warning,
                 reason,
@@ -409,8 +420,7 @@ async fn finalize(
                     finalizer::MAX_ELAPSED,
                     error.unwrap_or_default()
                 ),
-            )
-            .await;
+            );
             let annotations = serde_json::to_value(progress.annotations()).unwrap_or_default();
             patch_metadata(
                 api,
@@ -422,8 +432,7 @@ async fn finalize(
             Ok(Action::requeue(finalizer::RETRY_AFTER))
         }
         Decision::GiveUp(progress) => {
-            crate::events::publish(
-                &ctx.recorder,
+            ctx.events.publish(
                 pipeline,
                 EventType::Warning,
                 "TopicDeletionAbandoned",
@@ -435,8 +444,7 @@ async fn finalize(
                     progress.attempts,
                     error.unwrap_or_default()
                 ),
-            )
-            .await;
+            );
             release(pipeline, api).await?;
             Ok(Action::await_change())
         }
@@ -531,15 +539,13 @@ async fn ensure_topics(
         Err(e) => return (health::topics_error(&e), None),
     };
     let topics = &pipeline.spec.kafka.topics;
+    // Both topics at once; their Events and results in the order events, anomalies.
+    let (events, anomalies) = futures::join!(
+        ensure_topic(&admin, &names.events, &topics.events),
+        ensure_topic(&admin, &names.anomalies, &topics.anomalies),
+    );
     let mut results = Vec::new();
-    for (name, spec) in [
-        (&names.events, &topics.events),
-        (&names.anomalies, &topics.anomalies),
-    ] {
-        let result = match plan::desired(name, spec) {
-            Ok(desired) => admin.ensure(&desired).await,
-            Err(e) => Err(TopicError::Connection(format!("invalid retention: {e}"))),
-        };
+    for (name, result) in [(&names.events, events), (&names.anomalies, anomalies)] {
         if let Ok(outcome) = &result {
             let what = if outcome.plan.create {
                 Some(format!(
@@ -554,16 +560,14 @@ async fn ensure_topics(
                 None
             };
             if let Some(note) = what {
-                crate::events::publish_related(
-                    &ctx.recorder,
+                ctx.events.publish_related(
                     pipeline,
                     Some(crate::events::related("KafkaTopic", name, None)),
                     EventType::Normal,
                     "TopicReconciled",
                     "Reconcile",
                     note,
-                )
-                .await;
+                );
             }
         }
         results.push((name.clone(), result));
@@ -573,4 +577,16 @@ async fn ensure_topics(
         .and_then(|(_, r)| r.as_ref().ok())
         .map(|o| o.partitions);
     (health::topics_ready(&results), partitions)
+}
+
+/// Ensure one topic as `spec` declares it (an invalid retention is a connection-config error).
+async fn ensure_topic(
+    admin: &TopicAdmin,
+    name: &str,
+    spec: &TopicSpec,
+) -> Result<TopicOutcome, TopicError> {
+    match plan::desired(name, spec) {
+        Ok(desired) => admin.ensure(&desired).await,
+        Err(e) => Err(TopicError::Connection(format!("invalid retention: {e}"))),
+    }
 }

@@ -4,7 +4,7 @@
 //! Kafka paths point the bootstrap servers at a missing ConfigMap, which fails before any broker.
 
 use super::Stage;
-use super::fixtures::{Kit, Log, Step, child_meta, stored};
+use super::fixtures::{Kit, Log, Step, child_meta, concurrently, stored};
 use super::memo::PipelineProbe;
 use super::pipeline::{KIND, reconcile};
 use crate::builders::detector::WorkerIdentity;
@@ -82,14 +82,14 @@ fn deployment_available_step() -> Step {
     })
 }
 
-/// The ingestion children applied in order, the Deployment answering available.
+/// The ingestion children applied (at once), the Deployment answering available.
 fn children_applied() -> Vec<Step> {
-    vec![
+    concurrently(vec![
         Step::apply(config_map()),
         deployment_available_step(),
         Step::apply(service()),
         Step::apply(pdb()),
-    ]
+    ])
 }
 
 fn condition<'a>(status_body: &'a Value, type_: &str) -> &'a Value {
@@ -183,13 +183,13 @@ async fn a_suspended_pipeline_drops_its_disruption_budget() {
         ("AnomalyPipeline", "9999"),
         "other",
     ));
-    let steps = vec![
+    let mut steps = concurrently(vec![
         Step::apply(config_map()),
         Step::apply(deployment()),
         Step::apply(service()),
-        Step::delete(pdb()),
-        Step::apply_status(status(), json_of(&p)),
-    ];
+    ]);
+    steps.push(Step::delete(pdb()));
+    steps.push(Step::apply_status(status(), json_of(&p)));
     let (result, log) = kit
         .run(steps, reconcile(Arc::new(p), kit.ctx.clone()))
         .await;
