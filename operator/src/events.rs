@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 /// How many Events are published at the same time (one per lane).
 const LANES: usize = 8;
 /// How many Events each lane holds before new ones are dropped.
-const LANE_CAPACITY: usize = 512;
+const LANE_CAPACITY: usize = 2048;
 
 /// What a lane is handed: an Event to publish, or a marker answered once everything before it
 /// was published.
