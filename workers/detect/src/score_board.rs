@@ -95,15 +95,25 @@ impl ScoreBoard {
         self.warming_up = keys;
     }
 
-    /// The keys to export: the `top` highest ranks (ties by name, so the set is stable).
+    /// The keys to export: the `top` highest ranks (ties by name, so the set is stable). A
+    /// partial selection, then a sort of the `top` only: publishing runs on every close.
     fn leaders(&self) -> Vec<&str> {
+        if self.top == 0 {
+            return Vec::new();
+        }
         let mut ranked: Vec<(&str, f64)> = self
             .keys
             .iter()
             .map(|(k, e)| (k.as_str(), e.rank()))
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        ranked.into_iter().take(self.top).map(|(k, _)| k).collect()
+        let order =
+            |a: &(&str, f64), b: &(&str, f64)| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0));
+        if ranked.len() > self.top {
+            ranked.select_nth_unstable_by(self.top - 1, order);
+            ranked.truncate(self.top);
+        }
+        ranked.sort_by(order);
+        ranked.into_iter().map(|(k, _)| k).collect()
     }
 
     /// Writes the gauges: the leaders' series set, series of keys that left the top removed,
