@@ -57,6 +57,18 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub worker_sa_annotations: Vec<String>,
+    /// API server host the worker pods use (`KUBERNETES_SERVICE_HOST` in every pod template)
+    /// where the `kubernetes` Service's IP is not served, e.g. without kube-proxy; unset: the
+    /// kubelet's variables.
+    #[arg(long, env = "HELIOS_WORKER_API_SERVER_HOST")]
+    pub worker_api_server_host: Option<String>,
+    /// API server port of `--worker-api-server-host` (`KUBERNETES_SERVICE_PORT`; default 443).
+    #[arg(
+        long,
+        env = "HELIOS_WORKER_API_SERVER_PORT",
+        requires = "worker_api_server_host"
+    )]
+    pub worker_api_server_port: Option<u16>,
 }
 
 impl Args {
@@ -75,7 +87,19 @@ impl Args {
             lease_renew_secs: 5,
             worker_identities: true,
             worker_sa_annotations: Vec::new(),
+            worker_api_server_host: None,
+            worker_api_server_port: None,
         }
+    }
+
+    /// Where worker pods reach the API server: `--worker-api-server-host` (blank counts as
+    /// unset) with its port, 443 unless given.
+    pub fn worker_api_server(&self) -> Option<crate::builders::ApiServer> {
+        let host = self.worker_api_server_host.as_deref().map(str::trim)?;
+        (!host.is_empty()).then(|| crate::builders::ApiServer {
+            host: host.to_string(),
+            port: self.worker_api_server_port.unwrap_or(443),
+        })
     }
 
     /// The detect pods' identity settings; a malformed annotation names itself.
@@ -163,5 +187,51 @@ mod tests {
         let mut bad = Args::new("x");
         bad.worker_sa_annotations = vec!["novalue".into()];
         assert!(bad.worker_identity().is_err());
+    }
+
+    #[test]
+    fn worker_api_server_flags_parse() {
+        let parse = |argv: &[&str]| {
+            Cli::try_parse_from(argv.iter().copied())
+                .map(|c| c.args.worker_api_server())
+                .map_err(|e| e.kind())
+        };
+        assert_eq!(parse(&["op"]), Ok(None), "absent: nothing rendered");
+        assert_eq!(
+            parse(&["op", "--worker-api-server-host", "10.0.0.1"]),
+            Ok(Some(crate::builders::ApiServer {
+                host: "10.0.0.1".into(),
+                port: 443
+            }))
+        );
+        assert_eq!(
+            parse(&[
+                "op",
+                "--worker-api-server-host",
+                "api.internal",
+                "--worker-api-server-port",
+                "6443"
+            ]),
+            Ok(Some(crate::builders::ApiServer {
+                host: "api.internal".into(),
+                port: 6443
+            }))
+        );
+        assert_eq!(parse(&["op", "--worker-api-server-host", " "]), Ok(None));
+        assert_eq!(
+            parse(&["op", "--worker-api-server-port", "6443"]),
+            Err(clap::error::ErrorKind::MissingRequiredArgument),
+            "a port without a host is refused"
+        );
+        assert!(
+            parse(&[
+                "op",
+                "--worker-api-server-host",
+                "h",
+                "--worker-api-server-port",
+                "70000"
+            ])
+            .is_err()
+        );
     }
 }

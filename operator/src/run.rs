@@ -123,7 +123,8 @@ pub async fn run(args: Args) -> Result<(), OperatorError> {
             aws,
             args.kafka_timeout(),
         )
-        .with_worker_identity(worker_identity),
+        .with_worker_identity(worker_identity)
+        .with_worker_api_server(args.worker_api_server()),
     );
     ready.store(true, Ordering::Relaxed);
 

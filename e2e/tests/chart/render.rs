@@ -308,6 +308,42 @@ fn helm_template_with_host_network_listens_on_the_pod_ip() {
     );
 }
 
+/// `workers.apiServer` (a cluster without kube-proxy): the operator is told the API server's
+/// host and port for the worker pods it renders; an empty host (the default) passes nothing.
+#[test]
+fn helm_template_passes_the_worker_api_server_only_when_set() {
+    let env = stack();
+    let worker_api_args = |extra: &[&str]| -> Vec<String> {
+        let docs = render(&env, extra);
+        must(&docs, "Deployment", "rel-helios")["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|a| a.starts_with("--worker-api-server-"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        worker_api_args(&["--set", "workers.apiServer.host=10.0.0.1"]),
+        [
+            "--worker-api-server-host=10.0.0.1",
+            "--worker-api-server-port=443"
+        ]
+    );
+    assert_eq!(
+        worker_api_args(&[
+            "--set",
+            "workers.apiServer.host=api.internal,workers.apiServer.port=6443"
+        ]),
+        [
+            "--worker-api-server-host=api.internal",
+            "--worker-api-server-port=6443"
+        ]
+    );
+    assert_eq!(worker_api_args(&[]), Vec::<String>::new());
+}
+
 /// The CEL expressions of a rendered policy's validations, joined, and their messages.
 fn validations(policy: &Value) -> (String, Vec<String>) {
     let list = policy["spec"]["validations"]
@@ -505,6 +541,8 @@ fn values_schema_refuses_bad_values_naming_the_field() {
         ("watchNamespace=Not_A_Namespace", "watchNamespace"),
         ("replicaCont=2", "replicaCont"),
         ("admissionPolicy.enabled=maybe", "admissionPolicy"),
+        ("workers.apiServer.port=0", "apiServer"),
+        ("workers.apiServer.host=a b", "apiServer"),
     ] {
         let out = helm_run(&env, &["template", "rel", chart.as_str(), "--set", set]);
         assert!(!out.success, "--set {set} was accepted:\n{}", out.stdout);

@@ -1,6 +1,7 @@
 //! The real node and the image built here (issue #15): containerd + runc + a kubelet registered
 //! as a tainted Node (`e2e/stack up-node`), the `helios` image that `make image` assembles
-//! without a container engine or a registry, and the chart's operator running there as a pod.
+//! without a container engine or a registry, and the chart's operator running there as a pod
+//! with the ingest and detect pods it renders beside it.
 //!
 //! `e2e/stack up` starts the node and `make test` builds the image (from the debug binary) before
 //! the tests; by hand:
@@ -19,6 +20,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod detect_pod;
 mod image;
 mod operator_pod;
 
@@ -155,6 +157,159 @@ impl Node {
         );
     }
 }
+
+/// `GET path` on 127.0.0.1:port; the status line and body.
+fn http_get(port: u16, path: &str) -> String {
+    http(port, "GET", path, "", "")
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` (`headers`: extra lines, each ending in CRLF);
+/// the whole response as text.
+fn http(port: u16, method: &str, path: &str, headers: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"));
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write request");
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
+}
+
+impl Node {
+    /// A workload's `placement` (flow style) that puts its pods here: the node's selector, its
+    /// taints tolerated, its network.
+    fn placement(&self) -> String {
+        format!(
+            "{{nodeSelector: {{kubernetes.io/hostname: \"{node}\"}}, tolerations: [\
+             {{key: {taint}, operator: Exists, effect: NoSchedule}}, \
+             {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoSchedule}}], \
+             hostNetwork: true}}",
+            node = self.name,
+            taint = self.taint_key,
+        )
+    }
+
+    /// The name of the one pod in `ns` matching `selector` (a panic if there are none or more).
+    fn only_pod(&self, ns: &str, selector: &str) -> String {
+        let names = self
+            .kubectl
+            .ok(
+                &[
+                    "get",
+                    "pods",
+                    "-n",
+                    ns,
+                    "-l",
+                    selector,
+                    "-o",
+                    "jsonpath={.items[*].metadata.name}",
+                ],
+                None,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !names.is_empty() && !names.contains(' '),
+            "one pod {selector} in {ns}: {names:?}"
+        );
+        names
+    }
+
+    /// Asserts that pod `ns/name` runs on this node, on its network, as a Ready container of
+    /// its containerd; the container's ID (64 hex digits).
+    fn assert_runs_here(&self, ns: &str, name: &str) -> String {
+        let pod = self.pod_json(ns, name);
+        assert_eq!(pod["spec"]["nodeName"], self.name.as_str(), "{ns}/{name}");
+        assert_eq!(pod["spec"]["hostNetwork"], true, "{ns}/{name}");
+        let status = &pod["status"]["containerStatuses"][0];
+        assert_eq!(status["ready"], true, "{ns}/{name}: {status}");
+        let id = status["containerID"].as_str().unwrap_or_default();
+        let hex = id.strip_prefix("containerd://").unwrap_or_default();
+        assert!(
+            hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+            "{ns}/{name}: not a containerd container ID: {id:?}"
+        );
+        hex.to_string()
+    }
+
+    /// `kubectl wait --for=condition` on `object` in `ns` (a watch, bounded by `timeout`); on
+    /// failure the panic shows the object's status and `context()` (e.g. a log).
+    fn wait_object(
+        &self,
+        ns: &str,
+        object: &str,
+        condition: &str,
+        timeout: &str,
+        context: impl Fn() -> String,
+    ) {
+        let waited = self
+            .kubectl
+            .run(
+                &[
+                    "wait",
+                    "-n",
+                    ns,
+                    object,
+                    &format!("--for={condition}"),
+                    &format!("--timeout={timeout}"),
+                ],
+                None,
+            )
+            .expect("kubectl runs");
+        if waited.success {
+            return;
+        }
+        let status = self
+            .kubectl
+            .ok(&["get", object, "-n", ns, "-o", "jsonpath={.status}"], None)
+            .unwrap_or_default();
+        panic!(
+            "{object} did not reach {condition} within {timeout}: {}\nstatus: {status}\n{}",
+            waited.stderr,
+            context()
+        );
+    }
+}
+
+/// Asserts that `pod` runs as ServiceAccount `account` with the token the ServiceAccount
+/// admission plugin mounted (a `kube-api-access-*` projected volume), not one mounted by hand.
+fn assert_service_account_token(pod: &Value, account: &str) {
+    assert_eq!(pod["spec"]["serviceAccountName"], account);
+    let volumes = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        volumes.iter().any(|v| v["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("kube-api-access-"))
+            && v["projected"]["sources"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["serviceAccountToken"].is_object()))),
+        "no ServiceAccount token volume from the admission plugin: {}",
+        pod["spec"]["volumes"]
+    );
+}
+
+/// The port of the stack's API server (on loopback), which pods on this node reach it at.
+fn api_server_port(node: &Node) -> String {
+    let server = node
+        .env
+        .get("KUBE_APISERVER")
+        .unwrap_or_else(|e| panic!("{e}"));
+    server.rsplit(':').next().unwrap_or_default().to_string()
+}
+
+/// The bearer token of the test pipeline's ingest pods.
+const INGEST_TOKEN: &str = "t0k3n-web";
 
 /// `<image.repository>:<appVersion>`, the image the chart runs by default.
 fn chart_image() -> (String, String) {

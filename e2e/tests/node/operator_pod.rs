@@ -10,46 +10,17 @@ fn helm(helm: &Helm, args: &[&str]) -> (bool, String) {
     (out.success, format!("{}{}", out.stdout, out.stderr))
 }
 
-/// `GET path` on 127.0.0.1:port; the status line and body.
-fn http_get(port: u16, path: &str) -> String {
-    http(port, "GET", path, "", "")
-}
-
-/// One HTTP/1.1 request to 127.0.0.1:`port` (`headers`: extra lines, each ending in CRLF);
-/// the whole response as text.
-fn http(port: u16, method: &str, path: &str, headers: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"));
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .expect("read timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write request");
-    let mut out = String::new();
-    let _ = stream.read_to_string(&mut out);
-    out
-}
-
 /// The values that put the chart's operator on the real node: host network (no pod network
-/// here), its taints tolerated, the API server on loopback (no kube-proxy serves the
-/// `kubernetes` Service's IP), a metrics port free on this machine and the image already on the
-/// node. No token volume: the API server's ServiceAccount admission plugin adds the pod's
-/// (components/kube.sh), as on a real cluster.
+/// here), its taints tolerated, the API server on loopback for it and for the worker pods it
+/// renders (no kube-proxy serves the `kubernetes` Service's IP), a metrics port free on this
+/// machine and the image already on the node. No token volume: the API server's
+/// ServiceAccount admission plugin adds the pod's (components/kube.sh), as on a real cluster.
 fn operator_on_node_values(node: &Node, namespace: &str, metrics_port: u16) -> String {
-    let server = node
-        .env
-        .get("KUBE_APISERVER")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let api_port = server.rsplit(':').next().unwrap_or_default();
+    let api_port = api_server_port(node);
     format!(
         "replicaCount: 1\nwatchNamespace: {namespace}\nhostNetwork: true\n\
          admissionPolicy: {{allowHostNetwork: true}}\n\
+         workers: {{apiServer: {{host: 127.0.0.1, port: {api_port}}}}}\n\
          metrics: {{port: {metrics_port}}}\nimage: {{pullPolicy: Never}}\n\
          terminationGracePeriodSeconds: 5\nlogging: {{level: info, format: json}}\n\
          nodeSelector: {{kubernetes.io/hostname: \"{node}\"}}\n\
@@ -70,9 +41,9 @@ fn operator_on_node_values(node: &Node, namespace: &str, metrics_port: u16) -> S
 /// host network, tolerating the node's taints, authenticated by its own ServiceAccount token
 /// (the volume the ServiceAccount admission plugin adds, projected by the kubelet), Ready by
 /// its real readiness probe (/readyz on loopback), leading through the Lease, and reconciling
-/// an AnomalyPipeline and a Detector to their children and status — the pipeline's ingest pod,
-/// placed on the real node, runs there as a container and takes events; the detector's lands on
-/// kwok's node —
+/// an AnomalyPipeline and a Detector to their children and status — the pipeline's ingest pod
+/// and the Detector's detect pod, placed on the real node, run there as containers: the ingest
+/// pod takes events, the detect pod scores them (`detect_pod`) —
 /// with the chart's admission policy on; `kubectl logs` shows its log; `helm uninstall` stops
 /// the container and removes what the chart installed.
 #[test]
@@ -150,50 +121,12 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
              pods: {pods}\nlogs:\n{logs}"
         );
     }
-    let pod_name = get(&[
-        "get",
-        "pods",
-        "-n",
-        &ns.name,
-        "-l",
-        &selector,
-        "-o",
-        "jsonpath={.items[*].metadata.name}",
-    ]);
-    assert!(
-        !pod_name.is_empty() && !pod_name.contains(' '),
-        "one operator pod: {pod_name:?}"
-    );
+    let pod_name = node.only_pod(&ns.name, &selector);
     node.wait_pod(&ns.name, &pod_name, "condition=Ready", "60s");
+    let hex = node.assert_runs_here(&ns.name, &pod_name);
     let pod = node.pod_json(&ns.name, &pod_name);
-    assert_eq!(pod["spec"]["nodeName"], node.name.as_str());
-    assert_eq!(pod["spec"]["hostNetwork"], true);
-    assert_eq!(pod["spec"]["serviceAccountName"], full.as_str());
-    // Its token is the one the ServiceAccount admission plugin mounted (a `kube-api-access-*`
-    // projected volume), not one the test mounted by hand.
-    let volumes = pod["spec"]["volumes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        volumes.iter().any(|v| v["name"]
-            .as_str()
-            .is_some_and(|n| n.starts_with("kube-api-access-"))
-            && v["projected"]["sources"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s["serviceAccountToken"].is_object()))),
-        "no ServiceAccount token volume from the admission plugin: {}",
-        pod["spec"]["volumes"]
-    );
+    assert_service_account_token(&pod, &full);
     assert_eq!(pod["status"]["podIP"], "127.0.0.1");
-    let status = &pod["status"]["containerStatuses"][0];
-    assert_eq!(status["ready"], true, "{status}");
-    let id = status["containerID"].as_str().unwrap_or_default();
-    let hex = id.strip_prefix("containerd://").unwrap_or_default();
-    assert!(
-        hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()),
-        "not a containerd container ID: {id:?}"
-    );
     // What the probe asked: /readyz on the pod's IP, here loopback.
     let readyz = http_get(port, "/readyz");
     assert!(
@@ -204,69 +137,53 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
     // It leads: the Lease in the release namespace names the pod (a ready replica may still be
     // standing by: first the Lease appears, then its holder). The pod holds no credential but
     // its ServiceAccount token, so every write it makes is as that account.
+    let operator_log = || {
+        let log = node
+            .kubectl
+            .ok(&["logs", "-n", &ns.name, &pod_name, "--tail=80"], None)
+            .unwrap_or_default();
+        format!("operator log:\n{log}")
+    };
     for condition in [
         "create".to_string(),
         format!("jsonpath={{.spec.holderIdentity}}={pod_name}"),
     ] {
-        let lease = node
-            .kubectl
-            .run(
-                &[
-                    "wait",
-                    "-n",
-                    &ns.name,
-                    "lease/helios-operator",
-                    &format!("--for={condition}"),
-                    "--timeout=60s",
-                ],
-                None,
-            )
-            .expect("kubectl runs");
-        assert!(
-            lease.success,
-            "the operator pod did not take the Lease within 60 s ({condition}): {}\nlog:\n{}",
-            lease.stderr,
-            node.kubectl
-                .ok(&["logs", "-n", &ns.name, &pod_name, "--tail=50"], None)
-                .unwrap_or_default()
+        node.wait_object(
+            &ns.name,
+            "lease/helios-operator",
+            &condition,
+            "60s",
+            operator_log,
         );
     }
 
-    // It reconciles: a pipeline and a detector get their children and their status.
-    let bootstrap = node
-        .env
-        .get("KAFKA_BOOTSTRAP")
-        .unwrap_or_else(|e| panic!("{e}"));
+    // It reconciles: a pipeline and a detector get their children and their status; both
+    // workloads are placed on the real node.
+    let stack = |key| node.env.get(key).unwrap_or_else(|e| panic!("{e}"));
     let manifest = format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: web-token}}\n\
-         stringData: {{token: t0k3n-web}}\n---\n\
+         stringData: {{token: {INGEST_TOKEN}}}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: web-postgres}}\n\
+         stringData: {{url: \"{database}\"}}\n---\n\
          apiVersion: helios.dev/v1alpha1\nkind: AnomalyPipeline\nmetadata:\n  name: web\nspec:\n\
          \x20 kafka:\n    bootstrapServers: \"{bootstrap}\"\n    topics:\n\
          \x20     events: {{partitions: 1, replicationFactor: 1}}\n\
          \x20     anomalies: {{partitions: 1, replicationFactor: 1}}\n\
          \x20   deletionPolicy: Delete\n  ingestion:\n    replicas: 1\n\
          \x20   authTokenSecretRef: {{name: web-token, key: token}}\n\
-         \x20   placement:\n\
-         \x20     nodeSelector: {{kubernetes.io/hostname: \"{node}\"}}\n\
-         \x20     tolerations:\n\
-         \x20       - {{key: {taint}, operator: Exists, effect: NoSchedule}}\n\
-         \x20       - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoSchedule}}\n\
-         \x20     hostNetwork: true\n---\n\
-         apiVersion: helios.dev/v1alpha1\nkind: Detector\nmetadata: {{name: latency}}\n\
-         spec: {{pipelineRef: {{name: web}}, features: [event_count, p99_latency]}}\n",
-        node = node.name,
-        taint = node.taint_key,
+         \x20   placement: {placement}\n\
+         \x20 storage:\n    postgresSecretRef: {{name: web-postgres, key: url}}\n---\n\
+         {detector}",
+        database = stack("DATABASE_URL"),
+        bootstrap = stack("KAFKA_BOOTSTRAP"),
+        placement = node.placement(),
+        detector = detect_pod::detector(&node, "web"),
     );
     let applied = node
         .kubectl
         .run(&["apply", "-n", &ns.name, "-f", "-"], Some(&manifest))
         .expect("kubectl runs");
     assert!(applied.success, "kubectl apply: {}", applied.stderr);
-    let operator_log = || {
-        node.kubectl
-            .ok(&["logs", "-n", &ns.name, &pod_name, "--tail=80"], None)
-            .unwrap_or_default()
-    };
     for (obj, condition) in [
         ("ap/web", "jsonpath={.status.observedGeneration}=1"),
         (
@@ -276,35 +193,7 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
         ("ap/web", "condition=Ready"),
         ("detector/latency", "condition=Ready"),
     ] {
-        let waited = node
-            .kubectl
-            .run(
-                &[
-                    "wait",
-                    "-n",
-                    &ns.name,
-                    obj,
-                    &format!("--for={condition}"),
-                    "--timeout=120s",
-                ],
-                None,
-            )
-            .expect("kubectl runs");
-        if !waited.success {
-            let status = node
-                .kubectl
-                .ok(
-                    &["get", obj, "-n", &ns.name, "-o", "jsonpath={.status}"],
-                    None,
-                )
-                .unwrap_or_default();
-            panic!(
-                "{obj} did not reach {condition} within 120 s: {}\nstatus: {status}\n\
-                 operator log:\n{}",
-                waited.stderr,
-                operator_log()
-            );
-        }
+        node.wait_object(&ns.name, obj, condition, "120s", operator_log);
     }
     get(&[
         "get",
@@ -320,53 +209,11 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
     ]);
 
     // The ingest pod the operator rendered runs as a container on the real node (its placement:
-    // the node's selector, taints and network), Ready by its own /readyz, and takes events.
-    let ingest = get(&[
-        "get",
-        "pods",
-        "-n",
-        &ns.name,
-        "-l",
-        "app.kubernetes.io/component=ingest",
-        "-o",
-        "jsonpath={.items[*].metadata.name}",
-    ]);
-    assert!(
-        !ingest.is_empty() && !ingest.contains(' '),
-        "one ingest pod: {ingest:?}"
-    );
-    let pod = node.pod_json(&ns.name, &ingest);
-    assert_eq!(pod["spec"]["nodeName"], node.name.as_str());
-    assert_eq!(pod["spec"]["hostNetwork"], true);
-    let status = &pod["status"]["containerStatuses"][0];
-    assert_eq!(status["ready"], true, "{status}");
-    assert!(
-        status["containerID"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("containerd://")),
-        "not a containerd container: {status}"
-    );
-    let event = format!(
-        "{{\"timestamp\":{},\"service\":\"web\",\"endpoint\":\"/\",\"status\":200,\"latency_ms\":12.5}}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    );
-    // The port every ingest pod listens on (operator::builders::ingest::INGEST_PORT), here on
-    // the node's loopback.
-    let port = 8080;
-    let posted = http(
-        port,
-        "POST",
-        "/v1/events",
-        "Authorization: Bearer t0k3n-web\r\nContent-Type: application/json\r\n",
-        &event,
-    );
-    assert!(
-        posted.lines().next().is_some_and(|l| l.contains(" 200 "))
-            && posted.contains("\"accepted\":1"),
-        "POST /v1/events to the ingest pod on 127.0.0.1:{port}: {posted}"
-    );
+    // the node's selector, taints and network), Ready by its own /readyz; the detect pod runs
+    // there too, and scores the events the ingest pod takes.
+    let ingest = node.only_pod(&ns.name, "app.kubernetes.io/component=ingest");
+    node.assert_runs_here(&ns.name, &ingest);
+    detect_pod::scores_the_ingested_events(&node, &ns.name, operator_log);
 
     // kubectl logs: the kubelet serves the container's log; nothing was refused.
     let logs = get(&["logs", "-n", &ns.name, &pod_name]);
@@ -473,7 +320,7 @@ fn the_charts_operator_runs_as_a_pod_on_the_real_node() {
     assert!(
         !tasks
             .lines()
-            .any(|l| l.starts_with(hex) && l.contains("RUNNING")),
+            .any(|l| l.starts_with(&hex) && l.contains("RUNNING")),
         "the operator's container {hex} still runs in containerd:\n{tasks}"
     );
     eprintln!(

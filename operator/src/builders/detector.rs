@@ -4,8 +4,8 @@
 
 use super::kafka_env::{bootstrap_env, security_env};
 use super::{
-    BuildError, Owner, container_security_context, env, env_from_secret, http_probe, placed,
-    worker_pod_spec,
+    ApiServer, BuildError, Owner, container_security_context, env, env_from_secret, http_probe,
+    placed, worker_pod_spec,
 };
 use crate::naming::{self, DETECTOR_LABEL};
 use helios_crds::{AnomalyPipeline, Detector};
@@ -80,15 +80,17 @@ pub fn build(
     pipeline: &AnomalyPipeline,
     image: &str,
 ) -> Result<DetectorChildren, BuildError> {
-    build_with(detector, pipeline, image, &WorkerIdentity::default())
+    build_with(detector, pipeline, image, &WorkerIdentity::default(), None)
 }
 
-/// Build the children of `detector` with the pods' identity settings.
+/// Build the children of `detector` with the pods' identity settings, its pods told to reach
+/// the API server (which they write their status to) at `api_server` when given.
 pub fn build_with(
     detector: &Detector,
     pipeline: &AnomalyPipeline,
     image: &str,
     identity: &WorkerIdentity,
+    api_server: Option<&ApiServer>,
 ) -> Result<DetectorChildren, BuildError> {
     let owner = Owner::of(detector)?;
     let spec_json =
@@ -98,7 +100,7 @@ pub fn build_with(
         env.push(super::env("HELIOS_KUBE_STATUS", "off"));
     }
     let pipeline_ref = &detector.spec.pipeline_ref.name;
-    let mut sts = stateful_set(&owner, detector, pipeline, env, image);
+    let mut sts = stateful_set(&owner, detector, pipeline, env, image, api_server);
     if !identity.per_detector
         && let Some(pod) = sts.spec.as_mut().and_then(|s| s.template.spec.as_mut())
     {
@@ -194,6 +196,7 @@ fn stateful_set(
     pipeline: &AnomalyPipeline,
     env: Vec<EnvVar>,
     image: &str,
+    api_server: Option<&ApiServer>,
 ) -> StatefulSet {
     let pipeline_ref = &detector.spec.pipeline_ref.name;
     let container = Container {
@@ -235,7 +238,11 @@ fn stateful_set(
                 }),
                 // The worker writes its runtime status with this identity.
                 spec: Some(placed(
-                    worker_pod_spec(container, Some(naming::detect_name(&owner.name))),
+                    worker_pod_spec(
+                        container,
+                        Some(naming::detect_name(&owner.name)),
+                        api_server,
+                    ),
                     detector.spec.placement.as_ref(),
                 )),
             },
@@ -429,7 +436,14 @@ mod tests {
             per_detector: false,
             annotations: BTreeMap::new(),
         };
-        let c = build_with(&fixtures::detector(), &fixtures::pipeline(), "i", &identity).unwrap();
+        let c = build_with(
+            &fixtures::detector(),
+            &fixtures::pipeline(),
+            "i",
+            &identity,
+            None,
+        )
+        .unwrap();
         assert!(!c.per_detector_identity);
         let pod = c.stateful_set.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.service_account_name, None);
@@ -451,7 +465,14 @@ mod tests {
                 "arn:aws:iam::1:role/detect".to_string(),
             )]),
         };
-        let c = build_with(&fixtures::detector(), &fixtures::pipeline(), "i", &identity).unwrap();
+        let c = build_with(
+            &fixtures::detector(),
+            &fixtures::pipeline(),
+            "i",
+            &identity,
+            None,
+        )
+        .unwrap();
         let annotations = c.service_account.metadata.annotations.unwrap();
         assert_eq!(
             annotations["eks.amazonaws.com/role-arn"],

@@ -4,8 +4,8 @@
 
 use super::kafka_env::{bootstrap_env, security_env};
 use super::{
-    BuildError, Owner, container_security_context, env, env_from_secret, http_probe, parse_bytes,
-    placed, worker_pod_spec,
+    ApiServer, BuildError, Owner, container_security_context, env, env_from_secret, http_probe,
+    parse_bytes, placed, worker_pod_spec,
 };
 use crate::naming::{self, CONFIG_HASH_ANNOTATION, TopicNames};
 use helios_crds::AnomalyPipeline;
@@ -104,27 +104,37 @@ pub fn render_config(
     })
 }
 
-/// Build every child of a pipeline.
+/// Build every child of a pipeline (pods with the kubelet's API server variables).
 pub fn build(pipeline: &AnomalyPipeline, image: &str) -> Result<IngestChildren, BuildError> {
     let owner = Owner::of(pipeline)?;
     let topics = naming::topic_names(&owner.namespace, &owner.name);
     let config = render_config(&owner, pipeline, &topics)?;
-    build_rendered(&owner, pipeline, &topics, &config, image)
+    build_rendered(&owner, pipeline, &topics, &config, image, None)
 }
 
-/// Build every child of a pipeline from its already validated `config` (see [`render_config`]).
+/// Build every child of a pipeline from its already validated `config` (see [`render_config`]),
+/// its pods told to reach the API server at `api_server` when given.
 pub fn build_rendered(
     owner: &Owner,
     pipeline: &AnomalyPipeline,
     topics: &TopicNames,
     config: &RenderedConfig,
     image: &str,
+    api_server: Option<&ApiServer>,
 ) -> Result<IngestChildren, BuildError> {
     let config_json =
         serde_json::to_string_pretty(config).map_err(|e| BuildError::Render(e.to_string()))?;
     let config_hash = format!("{:08x}", naming::fnv32(&config_json));
     let config_map = config_map(owner, config_json);
-    let deployment = deployment(owner, pipeline, topics, config, &config_hash, image);
+    let deployment = deployment(
+        owner,
+        pipeline,
+        topics,
+        config,
+        &config_hash,
+        image,
+        api_server,
+    );
     let service = service(owner);
     let pdb = (desired_replicas(pipeline) >= 2).then(|| pdb(owner));
     Ok(IngestChildren {
@@ -192,6 +202,7 @@ fn deployment(
     config: &RenderedConfig,
     config_hash: &str,
     image: &str,
+    api_server: Option<&ApiServer>,
 ) -> Deployment {
     let name = naming::ingest_name(&owner.name);
     let container = Container {
@@ -240,7 +251,7 @@ fn deployment(
             template: PodTemplateSpec {
                 metadata: Some(pod_meta),
                 spec: Some(placed(
-                    worker_pod_spec(container, None),
+                    worker_pod_spec(container, None, api_server),
                     pipeline.spec.ingestion.placement.as_ref(),
                 )),
             },

@@ -138,9 +138,39 @@ pub fn http_probe(path: &str, port: &str, period: i32) -> Probe {
     }
 }
 
+/// Where worker pods reach the Kubernetes API when the `kubernetes` Service's IP is not served
+/// there (no kube-proxy, e.g. Cilium's kube-proxy replacement): the operator's
+/// `--worker-api-server-host`/`--worker-api-server-port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiServer {
+    /// Rendered as `KUBERNETES_SERVICE_HOST` (a name or an IP).
+    pub host: String,
+    /// Rendered as `KUBERNETES_SERVICE_PORT`.
+    pub port: u16,
+}
+
+impl ApiServer {
+    /// The variables in-cluster clients read; set in the container, they take precedence over
+    /// the ones the kubelet derives from the `kubernetes` Service.
+    pub fn env(&self) -> [EnvVar; 2] {
+        [
+            env("KUBERNETES_SERVICE_HOST", self.host.clone()),
+            env("KUBERNETES_SERVICE_PORT", self.port.to_string()),
+        ]
+    }
+}
+
 /// The pod of a worker: its one container, non-root, 30 s to drain, a writable `/tmp`
-/// (the root filesystem is read-only), and `service_account` or no API token at all.
-pub fn worker_pod_spec(container: Container, service_account: Option<String>) -> PodSpec {
+/// (the root filesystem is read-only), `service_account` or no API token at all, and the
+/// API server override `api_server` (none: the kubelet's `kubernetes` Service variables).
+pub fn worker_pod_spec(
+    mut container: Container,
+    service_account: Option<String>,
+    api_server: Option<&ApiServer>,
+) -> PodSpec {
+    if let Some(api) = api_server {
+        container.env.get_or_insert_with(Vec::new).extend(api.env());
+    }
     PodSpec {
         containers: vec![container],
         automount_service_account_token: Some(service_account.is_some()),
@@ -342,6 +372,65 @@ hostNetwork: true
             // What the operator owns stays as it was: one non-root container, /tmp.
             assert_eq!(spec.containers.len(), 1);
             assert!(spec.security_context.is_some());
+        }
+    }
+
+    #[test]
+    fn both_workloads_reach_the_api_server_the_operator_names_and_only_then() {
+        let (pipeline, detector) = (fixtures::pipeline(), fixtures::detector());
+        let owner = Owner::of(&pipeline).unwrap_or_else(|e| panic!("{e}"));
+        let topics = crate::naming::topic_names(&owner.namespace, &owner.name);
+        let config =
+            ingest::render_config(&owner, &pipeline, &topics).unwrap_or_else(|e| panic!("{e}"));
+        let specs = |api: Option<&ApiServer>| {
+            let ingest = ingest::build_rendered(&owner, &pipeline, &topics, &config, "i", api)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let detect = detector::build_with(
+                &detector,
+                &pipeline,
+                "i",
+                &detector::WorkerIdentity::default(),
+                api,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            [
+                pod_spec(ingest.deployment.spec.as_ref().map(|s| &s.template)),
+                pod_spec(detect.stateful_set.spec.as_ref().map(|s| &s.template)),
+            ]
+        };
+        let service_env = |spec: &PodSpec| -> Vec<(String, Option<String>)> {
+            spec.containers
+                .iter()
+                .flat_map(|c| c.env.iter().flatten())
+                .filter(|e| e.name.starts_with("KUBERNETES_SERVICE_"))
+                .map(|e| (e.name.clone(), e.value.clone()))
+                .collect()
+        };
+        for spec in specs(None) {
+            assert_eq!(
+                service_env(&spec),
+                [],
+                "no override: the kubelet's variables"
+            );
+        }
+        let api = ApiServer {
+            host: "10.0.0.1".into(),
+            port: 6443,
+        };
+        let plain = specs(None);
+        for (spec, plain) in specs(Some(&api)).iter().zip(plain) {
+            assert_eq!(
+                service_env(spec),
+                [
+                    ("KUBERNETES_SERVICE_HOST".into(), Some("10.0.0.1".into())),
+                    ("KUBERNETES_SERVICE_PORT".into(), Some("6443".into())),
+                ]
+            );
+            // Added after the worker's own variables, which stay as they were.
+            let env = spec.containers[0].env.clone().unwrap_or_default();
+            let before = plain.containers[0].env.clone().unwrap_or_default();
+            assert_eq!(env[..before.len()], before[..]);
+            assert_eq!(env.len(), before.len() + 2);
         }
     }
 

@@ -149,6 +149,7 @@ fn build(
         pipeline,
         &ctx.image,
         &ctx.worker_identity,
+        ctx.worker_api_server.as_ref(),
     )?)
 }
 

@@ -56,6 +56,8 @@ pub struct Context {
     pub kafka_timeout: Duration,
     /// How detect pods get their identity.
     pub worker_identity: crate::builders::detector::WorkerIdentity,
+    /// Where worker pods reach the API server (none: the kubelet's `kubernetes` Service).
+    pub worker_api_server: Option<crate::builders::ApiServer>,
     /// What this term wrote and probed, per object.
     pub memo: memo::Memo,
     admins: Mutex<HashMap<String, TopicAdmin>>,
@@ -89,6 +91,7 @@ impl Context {
             aws,
             kafka_timeout,
             worker_identity: crate::builders::detector::WorkerIdentity::default(),
+            worker_api_server: None,
             memo: memo::Memo::default(),
             admins: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
@@ -146,6 +149,15 @@ impl Context {
         identity: crate::builders::detector::WorkerIdentity,
     ) -> Self {
         self.worker_identity = identity;
+        self
+    }
+
+    /// The same context with worker pods told to reach the API server at `api_server`.
+    pub fn with_worker_api_server(
+        mut self,
+        api_server: Option<crate::builders::ApiServer>,
+    ) -> Self {
+        self.worker_api_server = api_server;
         self
     }
 

@@ -48,7 +48,7 @@ pub async fn reconcile(
     }
     let target = dereference(&pipeline, &ctx).await?;
     let valid = validate(&pipeline, &target.owner)?;
-    let children = build(&pipeline, &target.owner, &valid, &ctx.image)?;
+    let children = build(&pipeline, &target.owner, &valid, &ctx)?;
     let deployment = apply(&ctx, &pipeline, &target, &children).await?;
     let probe = external(&ctx, &pipeline, &target.key, &valid.topics).await;
     let observed = Observed {
@@ -121,14 +121,15 @@ fn build(
     pipeline: &AnomalyPipeline,
     owner: &Owner,
     valid: &Valid,
-    image: &str,
+    ctx: &Context,
 ) -> Result<IngestChildren, ReconcileError> {
     Ok(ingest::build_rendered(
         owner,
         pipeline,
         &valid.topics,
         &valid.config,
-        image,
+        &ctx.image,
+        ctx.worker_api_server.as_ref(),
     )?)
 }
 
