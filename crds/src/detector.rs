@@ -1,5 +1,6 @@
 //! `Detector`: one model over one slice of a pipeline's events.
 
+use crate::alertmanager::AlertmanagerSpec;
 use crate::common::{Duration, Feature, Severity};
 use crate::placement::Placement;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -295,6 +296,9 @@ pub struct AlertingSpec {
     /// `model.contamination` is set.
     #[serde(default)]
     pub budget: AlertBudget,
+    /// The Alertmanager anomalies page through (unset: none; `DryRun` never pages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<AlertmanagerSpec>,
 }
 
 /// How often a detector may alert per key on healthy traffic.
@@ -324,6 +328,7 @@ impl Default for AlertingSpec {
             cooldown: default_cooldown(),
             floors: BTreeMap::new(),
             budget: AlertBudget::default(),
+            alertmanager: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! enforces at admission (OpenAPI schema + CEL `x-kubernetes-validations`) is declared on the
 //! types; [`generate`] renders the CRD YAML that is checked in under `crds/yaml/`.
 
+pub mod alertmanager;
 pub mod common;
 pub mod conditions;
 pub mod detector;

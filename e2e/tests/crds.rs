@@ -100,6 +100,25 @@ fn cases() -> Vec<Case> {
             expect: &["spec.placement.tolerations[0].tolerationSeconds"],
         },
         Case {
+            name: "alertmanager url without a scheme",
+            base: None,
+            bad: format!(
+                "{DETECTOR}  alerting:\n    alertmanager: {{url: \"alertmanager:9093\"}}\n"
+            ),
+            expect: &["spec.alerting.alertmanager.url"],
+        },
+        Case {
+            name: "alertmanager with two kinds of credentials",
+            base: None,
+            bad: format!(
+                "{DETECTOR}  alerting:\n    alertmanager:\n      url: http://am:9093\n      \
+                 bearerTokenSecretRef: {{name: am, key: token}}\n      basicAuth:\n        \
+                 usernameSecretRef: {{name: am, key: user}}\n        \
+                 passwordSecretRef: {{name: am, key: pass}}\n"
+            ),
+            expect: &["spec.alerting.alertmanager.basicAuth", "not both"],
+        },
+        Case {
             name: "hop > size",
             base: None,
             bad: format!("{DETECTOR}  window: {{size: 5m, hop: 10m}}\n"),

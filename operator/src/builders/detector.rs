@@ -8,6 +8,7 @@ use super::{
     placed, worker_pod_spec,
 };
 use crate::naming::{self, DETECTOR_LABEL};
+use helios_crds::alertmanager::AlertmanagerSpec;
 use helios_crds::{AnomalyPipeline, Detector};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
@@ -96,6 +97,9 @@ pub fn build_with(
     let spec_json =
         serde_json::to_string(&detector.spec).map_err(|e| BuildError::Render(e.to_string()))?;
     let mut env = detect_env(&owner, pipeline, spec_json);
+    env.extend(alertmanager_env(
+        detector.spec.alerting.alertmanager.as_ref(),
+    ));
     if !identity.per_detector {
         env.push(super::env("HELIOS_KUBE_STATUS", "off"));
     }
@@ -183,6 +187,32 @@ pub fn detect_env(owner: &Owner, pipeline: &AnomalyPipeline, spec_json: String) 
     }
     // `helios detect` takes librdkafka properties but no SASL credential variables.
     out.extend(security_env(kafka, false));
+    out
+}
+
+/// The Alertmanager credentials and CA, from the Secrets `spec.alerting.alertmanager` names
+/// (its URLs and intervals reach the worker in the spec itself).
+pub fn alertmanager_env(am: Option<&AlertmanagerSpec>) -> Vec<EnvVar> {
+    let Some(am) = am else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(token) = &am.bearer_token_secret_ref {
+        out.push(env_from_secret("HELIOS_ALERTMANAGER_BEARER_TOKEN", token));
+    }
+    if let Some(basic) = &am.basic_auth {
+        out.push(env_from_secret(
+            "HELIOS_ALERTMANAGER_USERNAME",
+            &basic.username_secret_ref,
+        ));
+        out.push(env_from_secret(
+            "HELIOS_ALERTMANAGER_PASSWORD",
+            &basic.password_secret_ref,
+        ));
+    }
+    if let Some(ca) = &am.ca_secret_ref {
+        out.push(env_from_secret("HELIOS_ALERTMANAGER_CA", ca));
+    }
     out
 }
 
@@ -478,6 +508,62 @@ mod tests {
             annotations["eks.amazonaws.com/role-arn"],
             "arn:aws:iam::1:role/detect"
         );
+    }
+
+    #[test]
+    fn alertmanager_credentials_come_from_the_named_secrets_and_nothing_when_unset() {
+        let plain = build(&fixtures::detector(), &fixtures::pipeline(), "i").unwrap();
+        let env_of = |c: &DetectorChildren| {
+            c.stateful_set
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .env
+                .clone()
+                .unwrap()
+        };
+        assert!(
+            env_of(&plain)
+                .iter()
+                .all(|e| !e.name.starts_with("HELIOS_ALERTMANAGER"))
+        );
+        let mut d = fixtures::detector();
+        d.spec.alerting.alertmanager = Some(
+            serde_json::from_value(serde_json::json!({
+                "url": "https://am.monitoring:9093",
+                "bearerTokenSecretRef": {"name": "am", "key": "token"},
+                "caSecretRef": {"name": "am-ca", "key": "ca.crt"}
+            }))
+            .unwrap(),
+        );
+        let env = env_of(&build(&d, &fixtures::pipeline(), "i").unwrap());
+        let from = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+                .map(|s| (s.name.clone(), s.key.clone()))
+        };
+        assert_eq!(
+            from("HELIOS_ALERTMANAGER_BEARER_TOKEN"),
+            Some(("am".into(), "token".into()))
+        );
+        assert_eq!(
+            from("HELIOS_ALERTMANAGER_CA"),
+            Some(("am-ca".into(), "ca.crt".into()))
+        );
+        assert!(from("HELIOS_ALERTMANAGER_USERNAME").is_none());
+        // The URL travels in the spec the worker reads.
+        let spec = env
+            .iter()
+            .find(|e| e.name == "HELIOS_DETECTOR_CONFIG")
+            .and_then(|e| e.value.clone())
+            .unwrap();
+        assert!(spec.contains("https://am.monitoring:9093"), "{spec}");
     }
 
     #[test]

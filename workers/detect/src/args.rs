@@ -90,6 +90,40 @@ pub struct Args {
     /// score over their last 12 windows; 0 exports only the aggregates.
     #[arg(long, env = "HELIOS_SCORE_METRICS_KEYS", default_value_t = crate::score_board::DEFAULT_TOP_KEYS)]
     pub score_metrics_keys: usize,
+    /// Alertmanager base URL(s) (`http(s)://host:9093`, comma-separated for an HA cluster:
+    /// each gets every alert); unset: the Detector's `spec.alerting.alertmanager`, if any.
+    #[arg(
+        long = "alertmanager-url",
+        env = "HELIOS_ALERTMANAGER_URL",
+        value_delimiter = ','
+    )]
+    pub alertmanager_urls: Vec<String>,
+    /// Bearer token for Alertmanager (from the Secret the Detector names).
+    #[arg(long, env = "HELIOS_ALERTMANAGER_BEARER_TOKEN", hide_env_values = true)]
+    pub alertmanager_bearer_token: Option<String>,
+    /// Basic-auth username for Alertmanager.
+    #[arg(long, env = "HELIOS_ALERTMANAGER_USERNAME", hide_env_values = true)]
+    pub alertmanager_username: Option<String>,
+    /// Basic-auth password for Alertmanager.
+    #[arg(long, env = "HELIOS_ALERTMANAGER_PASSWORD", hide_env_values = true)]
+    pub alertmanager_password: Option<String>,
+    /// PEM file of the CA(s) Alertmanager's certificate is checked against (default: the
+    /// platform's roots).
+    #[arg(long, env = "HELIOS_ALERTMANAGER_CA_FILE")]
+    pub alertmanager_ca_file: Option<String>,
+    /// The same CA bundle as PEM text (what the operator passes from the Detector's
+    /// `caSecretRef`).
+    #[arg(long, env = "HELIOS_ALERTMANAGER_CA", hide_env_values = true)]
+    pub alertmanager_ca: Option<String>,
+    /// Interval between re-posts of the firing alerts (a posted alert lives four of them);
+    /// default: the Detector's `resendInterval`, else `1m`.
+    #[arg(long, env = "HELIOS_ALERTMANAGER_RESEND")]
+    pub alertmanager_resend: Option<String>,
+    /// Anomalies whose firing window ended longer ago than this (wall clock) are recorded but
+    /// not paged, so a replay of history pages nobody; default: the Detector's `maxAge`, else
+    /// `1h`.
+    #[arg(long, env = "HELIOS_ALERTMANAGER_MAX_AGE")]
+    pub alertmanager_max_age: Option<String>,
     /// Longest a graceful shutdown waits for pending notifications.
     #[arg(long, env = "HELIOS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,

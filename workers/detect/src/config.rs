@@ -93,6 +93,8 @@ pub struct DetectorConfig {
     pub metrics: Vec<String>,
     /// The detector core: model, threshold rule and alert policy.
     pub core: CoreConfig,
+    /// Where anomalies page (`spec.alerting.alertmanager`; credentials come from env).
+    pub alertmanager: Option<helios_crds::alertmanager::AlertmanagerSpec>,
 }
 
 /// Default range guard: the robust z an out-of-range value must reach.
@@ -132,6 +134,7 @@ impl DetectorConfig {
             features,
             metrics,
             core,
+            alertmanager: spec.alerting.alertmanager.clone(),
             id,
         })
     }

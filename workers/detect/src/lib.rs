@@ -16,6 +16,7 @@
 //! [`kube_status`] under the field manager `helios-detect`): `ModelTrained`, `DataFlowing`,
 //! `AnomalyActive`, `model` and `lastAnomaly`, beside the operator's `Ready`.
 
+pub mod alertmanager;
 pub mod args;
 pub mod config;
 pub mod http;
@@ -77,6 +78,9 @@ pub enum Error {
     /// `--kube-status on` without a usable Kubernetes configuration.
     #[error(transparent)]
     KubeStatus(#[from] kube_status::KubeStatusError),
+    /// The Alertmanager settings are unusable.
+    #[error(transparent)]
+    Alertmanager(#[from] alertmanager::AlertmanagerError),
 }
 
 /// Runs the worker until SIGTERM/SIGINT.
@@ -132,6 +136,16 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
             &kafka_props,
         )?;
         let reports = report_client(&args)?;
+        let alerts = alert_sink(&args, &cfg, &metrics)?.map(|sink| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tasks.spawn(sink.run(rx));
+            tx
+        });
+        if let Some(alerts) = &alerts {
+            for open in store.open_anomalies(&cfg.pipeline).await? {
+                let _ = alerts.send(alertmanager::AlertEvent::Fired(Box::new(open)));
+            }
+        }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         for pending in store.outbox(&cfg.pipeline).await? {
             tracing::info!(id = %pending.anomaly_id, "re-notifying an anomaly from the outbox");
@@ -144,9 +158,10 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
             reports,
             metrics: metrics.clone(),
             status: status.clone(),
+            alerts: alerts.clone(),
         };
         let notifier = tasks.spawn(n.run(rx));
-        Some((tx, notifier))
+        Some((tx, notifier, alerts))
     } else {
         tracing::info!("dry-run: anomalies are recorded, never published or reported");
         None
@@ -185,7 +200,8 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         topic: args.events_topic.clone(),
         generation,
         store,
-        notify: notify.as_ref().map(|(tx, _)| tx.clone()),
+        notify: notify.as_ref().map(|(tx, _, _)| tx.clone()),
+        alerts: notify.as_ref().and_then(|(_, _, a)| a.clone()),
         metrics,
         idle_close,
         restore_limit,
@@ -194,8 +210,9 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     };
     let result = worker.run(shutdown).await;
     ready.store(false, Ordering::Relaxed);
-    if let Some((tx, handle)) = notify {
+    if let Some((tx, handle, alerts)) = notify {
         drop(tx);
+        drop(alerts);
         let wait = Duration::from_secs(args.shutdown_timeout_secs);
         let drained = tokio::time::timeout(wait, async {
             while let Some(done) = tasks.join_next_with_id().await {
@@ -222,6 +239,82 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     tasks.shutdown().await;
     tracing::info!("detector stopped");
     result
+}
+
+/// The Alertmanager sink, when `--alertmanager-url` or the Detector names one (flags win).
+fn alert_sink(
+    args: &Args,
+    cfg: &DetectorConfig,
+    metrics: &metrics::Metrics,
+) -> Result<Option<alertmanager::AlertSink>, Error> {
+    let spec = cfg.alertmanager.as_ref();
+    let mut urls: Vec<String> = args
+        .alertmanager_urls
+        .iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        urls = spec.map(|s| s.urls()).unwrap_or_default();
+    }
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let secret = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let auth = match (
+        secret(&args.alertmanager_bearer_token),
+        secret(&args.alertmanager_username),
+    ) {
+        (Some(token), _) => alertmanager::Auth::Bearer(token),
+        (None, Some(username)) => alertmanager::Auth::Basic {
+            username,
+            password: secret(&args.alertmanager_password).unwrap_or_default(),
+        },
+        (None, None) => alertmanager::Auth::None,
+    };
+    let ca = match (
+        secret(&args.alertmanager_ca_file),
+        secret(&args.alertmanager_ca),
+    ) {
+        (Some(path), _) => Some(std::fs::read(&path).map_err(|e| {
+            ConfigError::Invalid(format!("HELIOS_ALERTMANAGER_CA_FILE {path}: {e}"))
+        })?),
+        (None, Some(pem)) => Some(pem.into_bytes()),
+        (None, None) => None,
+    };
+    let duration = |field: &'static str,
+                    flag: &Option<String>,
+                    spec: Option<&helios_crds::Duration>,
+                    default: &str| {
+        let text = secret(flag)
+            .or_else(|| spec.map(|d| d.0.clone()))
+            .unwrap_or_else(|| default.into());
+        helios_crds::common::parse_duration(&text)
+            .map_err(|source| ConfigError::Duration { field, source })
+    };
+    let resend = duration(
+        "HELIOS_ALERTMANAGER_RESEND",
+        &args.alertmanager_resend,
+        spec.and_then(|s| s.resend_interval.as_ref()),
+        "1m",
+    )?;
+    if resend.is_zero() {
+        return Err(
+            ConfigError::Invalid("HELIOS_ALERTMANAGER_RESEND must be above 0".into()).into(),
+        );
+    }
+    let max_age = duration(
+        "HELIOS_ALERTMANAGER_MAX_AGE",
+        &args.alertmanager_max_age,
+        spec.and_then(|s| s.max_age.as_ref()),
+        "1h",
+    )?;
+    let client = alertmanager::AlertmanagerClient::new(urls, auth, ca.as_deref())?;
+    Ok(Some(alertmanager::AlertSink {
+        client,
+        settings: alertmanager::AlertSettings { resend, max_age },
+        metrics: metrics.clone(),
+    }))
 }
 
 fn report_client(

@@ -41,6 +41,11 @@ pub struct Metrics {
     pub score_max: Gauge,
     /// Keys by state (`scored`, `warming_up`).
     pub keys: IntGaugeVec,
+    /// Alerts posted to Alertmanager, by outcome (`posted`, `too_old`, `unreachable`,
+    /// `refused`, `config`).
+    pub alertmanager_posts: IntCounterVec,
+    /// Alerts this worker keeps firing in Alertmanager.
+    pub alertmanager_firing: IntGauge,
 }
 
 impl Metrics {
@@ -135,6 +140,19 @@ impl Metrics {
             "Highest latest window score over every key",
         )?;
         let keys = IntGaugeVec::new(Opts::new("helios_detect_keys", "Keys by state"), &["state"])?;
+        let alertmanager_posts = IntCounterVec::new(
+            Opts::new(
+                "helios_detect_alertmanager_posts_total",
+                "Alerts posted to Alertmanager, by outcome",
+            ),
+            &["outcome"],
+        )?;
+        let alertmanager_firing = IntGauge::new(
+            "helios_detect_alertmanager_firing",
+            "Alerts this worker keeps firing in Alertmanager",
+        )?;
+        registry.register(Box::new(alertmanager_posts.clone()))?;
+        registry.register(Box::new(alertmanager_firing.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
         registry.register(Box::new(windows.clone()))?;
@@ -152,6 +170,8 @@ impl Metrics {
         registry.register(Box::new(score_max.clone()))?;
         registry.register(Box::new(keys.clone()))?;
         Ok(Self {
+            alertmanager_posts,
+            alertmanager_firing,
             registry,
             events,
             consumer_lag,

@@ -10,6 +10,7 @@ use chrono::Utc;
 use helios_report::ReportRequest;
 use tokio::sync::mpsc;
 
+use crate::alertmanager::AlertEvent;
 use crate::config::DetectorConfig;
 use crate::kafka::AnomalyProducer;
 use crate::metrics::Metrics;
@@ -39,6 +40,8 @@ pub struct Notifier {
     pub metrics: Metrics,
     /// Runtime status (`lastAnomaly.reportUri`).
     pub status: StatusHandle,
+    /// The Alertmanager sink (the report link of a firing alert), when configured.
+    pub alerts: Option<mpsc::UnboundedSender<AlertEvent>>,
 }
 
 impl Notifier {
@@ -82,6 +85,12 @@ impl Notifier {
                 .with_label_values(&["published"])
                 .inc();
             let uri = self.report(a).await;
+            if let (Some(alerts), Some(uri)) = (&self.alerts, &uri) {
+                let _ = alerts.send(AlertEvent::Reported {
+                    anomaly_id: a.anomaly_id.clone(),
+                    uri: uri.clone(),
+                });
+            }
             if let Err(e) = self
                 .store
                 .mark_notified(&a.anomaly_id, a.window_start, uri.as_deref())

@@ -247,15 +247,31 @@ impl Store {
 
     /// Anomalies recorded but not yet notified (the outbox), oldest first.
     pub async fn outbox(&self, pipeline: &str) -> Result<Vec<AnomalyMessage>, StoreError> {
-        let rows: Vec<AnomalyRow> = sqlx::query_as(
+        self.anomalies(pipeline, "NOT notified").await
+    }
+
+    /// Anomalies whose episode has not ended (their alerts stay firing across a restart),
+    /// oldest first.
+    pub async fn open_anomalies(&self, pipeline: &str) -> Result<Vec<AnomalyMessage>, StoreError> {
+        self.anomalies(pipeline, "NOT resolved").await
+    }
+
+    /// This detector's enforced anomalies matching `condition` (a fixed SQL predicate).
+    async fn anomalies(
+        &self,
+        pipeline: &str,
+        condition: &'static str,
+    ) -> Result<Vec<AnomalyMessage>, StoreError> {
+        let sql = format!(
             "SELECT anomaly_id, key, fingerprint, severity, score, window_start, window_end, \
                     fired_window_start, explanation, features, model_version \
-             FROM helios.anomalies WHERE detector = $1 AND NOT notified AND NOT dry_run \
-             ORDER BY window_start",
-        )
-        .bind(&self.detector)
-        .fetch_all(&self.pool)
-        .await?;
+             FROM helios.anomalies WHERE detector = $1 AND {condition} AND NOT dry_run \
+             ORDER BY window_start"
+        );
+        let rows: Vec<AnomalyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&self.detector)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|r| AnomalyMessage {

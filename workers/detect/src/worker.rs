@@ -27,6 +27,7 @@ use rdkafka::error::KafkaError;
 use tokio::sync::mpsc;
 
 use crate::Error;
+use crate::alertmanager::AlertEvent;
 use crate::config::DetectorConfig;
 use crate::kafka::{EventsConsumer, OffsetsProbe, OffsetsReport, commit};
 use crate::metrics::Metrics;
@@ -70,6 +71,8 @@ pub struct Worker {
     pub store: Store,
     /// New anomalies for the notifier (`None` in dry-run mode).
     pub notify: Option<mpsc::UnboundedSender<AnomalyMessage>>,
+    /// Anomalies' alerts for Alertmanager (`None`: none configured, or dry-run).
+    pub alerts: Option<mpsc::UnboundedSender<AlertEvent>>,
     /// Metrics.
     pub metrics: Metrics,
     /// The quiet wait: wall-clock silence after which a partition no longer holds the
@@ -487,6 +490,9 @@ impl Worker {
                 .inc();
             tracing::info!(id = %m.anomaly_id, key = %m.key, severity = %m.severity,
                            score = m.score, start = %m.window_start, "anomaly");
+            if let Some(alerts) = &self.alerts {
+                let _ = alerts.send(AlertEvent::Fired(Box::new(m.clone())));
+            }
             if let Some(tx) = &self.notify
                 && tx.send(m).is_err()
             {
@@ -495,6 +501,11 @@ impl Worker {
         }
         for r in &scored.resolved {
             tracing::info!(id = %r.alert_id, key = %r.key, "anomaly resolved");
+            if let Some(alerts) = &self.alerts {
+                let _ = alerts.send(AlertEvent::Resolved {
+                    anomaly_id: r.alert_id.clone(),
+                });
+            }
         }
         self.commit(st);
         Ok(())

@@ -212,6 +212,14 @@ pub fn args(
         score_metrics_keys: helios_detect::score_board::DEFAULT_TOP_KEYS,
         kube_status: helios_detect::args::KubeStatusMode::Off,
         kubeconfig: None,
+        alertmanager_urls: vec![],
+        alertmanager_bearer_token: None,
+        alertmanager_username: None,
+        alertmanager_password: None,
+        alertmanager_ca_file: None,
+        alertmanager_ca: None,
+        alertmanager_resend: None,
+        alertmanager_max_age: None,
     }
 }
 
