@@ -7,146 +7,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
+use common::alertmanager::{Alertmanager, Route, request, webhook, with_alertmanager};
 use common::{
     Running, args, events_spiking, fresh, metric, produce, producer, stack, start, t0, wait_for,
 };
 use helios_detect::Args;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Notifications the webhook receiver got, with when.
-type Received = Arc<Mutex<Vec<(Instant, Value)>>>;
-
-/// Starts the webhook receiver on a free loopback port.
-async fn webhook() -> (u16, Received) {
-    let received: Received = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            post(|State(r): State<Received>, body: Bytes| async move {
-                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                r.lock().unwrap().push((Instant::now(), v));
-                "ok"
-            }),
-        )
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, received)
-}
-
-/// An Alertmanager process (killed on drop).
-struct Alertmanager {
-    child: Child,
-    port: u16,
-    _dir: PathBuf,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Alertmanager {
-    /// Starts the stack's Alertmanager routing every alert to `hook` grouped by detector,
-    /// and waits for `/-/ready`.
-    async fn start(s: &common::Stack, hook: u16) -> Self {
-        let bin = s
-            .env
-            .get("ALERTMANAGER")
-            .expect("ALERTMANAGER in e2e/.stack/env: run e2e/stack up")
-            .to_string();
-        assert!(
-            std::path::Path::new(&bin).is_file(),
-            "{bin} missing: run e2e/stack up"
-        );
-        let dir = std::env::temp_dir().join(common::unique("alertmanager"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = format!(
-            "route:\n  receiver: hook\n  group_by: [namespace, detector]\n  group_wait: 500ms\n  \
-             group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n- name: hook\n  \
-             webhook_configs:\n  - url: http://127.0.0.1:{hook}/hook\n    send_resolved: true\n"
-        );
-        std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
-        let port = common::free_port();
-        let child = Command::new(&bin)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("alertmanager.yml").display()
-            ))
-            .arg(format!("--storage.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("alertmanager.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let am = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        wait_for("Alertmanager ready", Duration::from_secs(30), || async {
-            request(port, "GET", "/-/ready", None)
-                .await
-                .is_some_and(|(status, _)| status == 200)
-        })
-        .await;
-        am
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-/// One HTTP/1.0 request to 127.0.0.1:`port`: status and body (`None` when nothing answers).
-async fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Option<(u16, String)> {
-    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).await.ok()?;
-    conn.write_all(body.as_bytes()).await.ok()?;
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).await.ok()?;
-    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Some((status, body))
-}
-
-/// The worker's arguments with Alertmanager at `url`, re-posting every second.
-fn with_alertmanager(base: Args, url: &str) -> Args {
-    Args {
-        alertmanager_urls: vec![url.to_string()],
-        alertmanager_resend: Some("1s".into()),
-        ..base
-    }
-}
 
 /// Keys of the alerts of a notification.
 fn keys(n: &Value) -> Vec<String> {
@@ -174,7 +42,12 @@ async fn posted(port: u16) -> f64 {
 async fn anomalies_page_through_alertmanager_grouped_silenced_and_once_across_a_restart() {
     let s = stack().await;
     let (hook, received) = webhook().await;
-    let am = Alertmanager::start(&s, hook).await;
+    let route = Route {
+        group_by: "namespace, detector",
+        group_wait: "500ms",
+        group_interval: "1s",
+    };
+    let am = Alertmanager::start(&s, hook, &route).await;
     let (events_topic, anomalies_topic, detector) = fresh(&s, "alertmanager").await;
     let (namespace, name) = detector.split_once('/').unwrap();
 

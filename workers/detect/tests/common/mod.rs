@@ -4,6 +4,8 @@
 //! `e2e/stack up` when it is missing.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod alertmanager;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
