@@ -231,6 +231,21 @@ pub struct IngestionSpec {
     /// Where the ingestion pods run (node selector, tolerations, affinity, host network).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// How OpenTelemetry spans sent to `POST /v1/traces` become events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<OtlpIngestion>,
+}
+
+/// How OTLP spans become events (the worker's `HELIOS_OTLP_ATTRIBUTES`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OtlpIngestion {
+    /// Span or resource attribute keys copied into each event's `attributes` (the span's value
+    /// first); unset keeps the worker's default (`service.version`,
+    /// `deployment.environment.name`, `http.request.method`), an empty list copies none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(regex(pattern = r"^[^,\s]{1,256}$")))]
+    pub attributes: Option<Vec<String>>,
 }
 
 impl Default for IngestionSpec {
@@ -242,6 +257,7 @@ impl Default for IngestionSpec {
             max_body_size: default_body_size(),
             auth_token_secret_ref: None,
             placement: None,
+            otlp: None,
         }
     }
 }

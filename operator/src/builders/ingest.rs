@@ -191,8 +191,27 @@ pub fn ingest_env(
     if let Some(token) = &pipeline.spec.ingestion.auth_token_secret_ref {
         out.push(env_from_secret("HELIOS_INGEST_TOKEN", token));
     }
+    if let Some(keys) = pipeline
+        .spec
+        .ingestion
+        .otlp
+        .as_ref()
+        .and_then(|o| o.attributes.as_ref())
+    {
+        out.push(env("HELIOS_OTLP_ATTRIBUTES", otlp_attributes(keys)));
+    }
     out.extend(security_env(kafka, true));
     out
+}
+
+/// `spec.ingestion.otlp.attributes` as the worker reads it: the keys joined by `,`, `none`
+/// for an empty list (the worker's default applies only when the field is unset).
+fn otlp_attributes(keys: &[String]) -> String {
+    if keys.is_empty() {
+        "none".into()
+    } else {
+        keys.join(",")
+    }
 }
 
 fn deployment(
@@ -352,6 +371,28 @@ mod tests {
             .and_then(|v| v.secret_key_ref.as_ref())
             .unwrap();
         assert_eq!((r.name.as_str(), r.key.as_str()), ("shop-token", "token"));
+    }
+
+    #[test]
+    fn otlp_attributes_reach_the_worker_only_when_set() {
+        let plain = build(&fixtures::pipeline(), "helios:1").unwrap();
+        let env = container(&plain.deployment).env.clone().unwrap();
+        assert_eq!(env_value(&env, "HELIOS_OTLP_ATTRIBUTES"), None);
+        for (keys, expected) in [
+            (
+                vec!["service.version", "k8s.pod.name"],
+                "service.version,k8s.pod.name",
+            ),
+            (vec![], "none"),
+        ] {
+            let mut p = fixtures::pipeline();
+            p.spec.ingestion.otlp = Some(helios_crds::pipeline::OtlpIngestion {
+                attributes: Some(keys.into_iter().map(String::from).collect()),
+            });
+            let c = build(&p, "helios:1").unwrap();
+            let env = container(&c.deployment).env.clone().unwrap();
+            assert_eq!(env_value(&env, "HELIOS_OTLP_ATTRIBUTES"), Some(expected));
+        }
     }
 
     #[test]

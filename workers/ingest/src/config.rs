@@ -50,12 +50,26 @@ pub struct Args {
     /// Bound on request bytes in flight to Kafka; beyond it requests wait (backpressure).
     #[arg(long, env = "HELIOS_MAX_INFLIGHT_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_inflight_bytes: usize,
+    /// Requests that may hold a body (read, decoded or awaiting Kafka) at once; past it a request
+    /// is shed at once with 503 and `Retry-After: 1`, its body drained unbuffered. With the body
+    /// limit it bounds the memory requests can hold (see the README's "Overload").
+    #[arg(long, env = "HELIOS_MAX_CONCURRENT_REQUESTS", default_value_t = 64)]
+    pub max_concurrent_requests: usize,
     /// Consecutive produce failures that open the circuit breaker.
     #[arg(long, env = "HELIOS_BREAKER_FAILURES", default_value_t = 3)]
     pub breaker_failures: u32,
     /// `Retry-After` seconds sent while the breaker is open.
     #[arg(long, env = "HELIOS_BREAKER_RETRY_AFTER_SECS", default_value_t = 2)]
     pub breaker_retry_after_secs: u64,
+    /// Span/resource attribute keys an OTLP span copies into its event's `attributes` (span
+    /// value first, then resource); `none` for none.
+    #[arg(
+        long = "otlp-attribute",
+        env = "HELIOS_OTLP_ATTRIBUTES",
+        value_delimiter = ',',
+        default_value = "service.version,deployment.environment.name,http.request.method"
+    )]
+    pub otlp_attributes: Vec<String>,
     /// Longest graceful shutdown waits for in-flight requests and the producer flush.
     #[arg(long, env = "HELIOS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 25)]
     pub shutdown_timeout_secs: u64,
@@ -80,5 +94,43 @@ impl Args {
                     })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(extra: &[&str]) -> Args {
+        let base = ["ingest", "--kafka-bootstrap", "k:9092", "--topic", "t"];
+        Cli::try_parse_from(base.iter().chain(extra)).unwrap().args
+    }
+
+    #[test]
+    fn otlp_attribute_list_defaults_and_splits() {
+        assert_eq!(
+            parse(&[]).otlp_attributes,
+            [
+                "service.version",
+                "deployment.environment.name",
+                "http.request.method"
+            ]
+        );
+        assert_eq!(
+            parse(&["--otlp-attribute", "tenant,region"]).otlp_attributes,
+            ["tenant", "region"]
+        );
+        assert_eq!(
+            parse(&["--otlp-attribute", "none"]).otlp_attributes,
+            ["none"]
+        );
     }
 }

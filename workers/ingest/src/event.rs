@@ -180,13 +180,22 @@ fn optional_name(
 ) -> Result<Option<String>, FieldError> {
     match obj.remove(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Err(FieldError::new(field, "must not be empty")),
-        Some(Value::String(s)) if s.len() > MAX_NAME_LEN => Err(FieldError::new(
+        Some(Value::String(s)) => check_name(field, &s).map(|()| Some(s)),
+        Some(_) => Err(FieldError::new(field, "must be a string")),
+    }
+}
+
+/// The rule every `service` / `endpoint` obeys: non-empty, at most [`MAX_NAME_LEN`] bytes.
+pub fn check_name(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.is_empty() {
+        Err(FieldError::new(field, "must not be empty"))
+    } else if value.len() > MAX_NAME_LEN {
+        Err(FieldError::new(
             field,
             format!("longer than {MAX_NAME_LEN} bytes"),
-        )),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(FieldError::new(field, "must be a string")),
+        ))
+    } else {
+        Ok(())
     }
 }
 

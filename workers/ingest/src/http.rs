@@ -1,8 +1,12 @@
-//! The HTTP surface: `POST /v1/events`, `/healthz`, `/readyz`, `/metrics`.
+//! The HTTP surface: `POST /v1/events`, `POST /v1/traces` (OTLP, see [`crate::otlp`]),
+//! `/healthz`, `/readyz`, `/metrics`; and the steps both POST routes share (authentication, body
+//! limit and decompression, rate limit, breaker, in-flight bound, produce).
 
 use crate::body::{self, BodyError, Format};
 use crate::breaker::State;
+use crate::event::Event;
 use crate::metrics::Metrics;
+use crate::otlp;
 use crate::producer::{EventProducer, ProduceError};
 use crate::ratelimit::{Decision, TokenBucket};
 use axum::Router;
@@ -11,11 +15,12 @@ use axum::extract::State as AxState;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use serde_json::json;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Everything a request handler needs.
 pub struct AppState {
@@ -31,12 +36,20 @@ pub struct AppState {
     pub limiter: Option<Mutex<TokenBucket>>,
     /// In-flight bytes (KiB permits): backpressure instead of unbounded memory.
     pub inflight: Semaphore,
+    /// How OTLP spans become events (which attributes are copied).
+    pub span_mapping: otlp::map::SpanMapping,
+    /// Slots for requests holding a body (`--max-concurrent-requests`); none free means shed.
+    pub admission: Semaphore,
 }
+
+/// `Retry-After` of a request shed for overload.
+pub const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/events", post(post_events))
+        .route("/v1/traces", post(otlp::route::post_traces))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -54,13 +67,47 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error answer without details or `Retry-After`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
             details: json!({}),
             retry_after: None,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable error code (`rate_limited`, `kafka_unavailable`, ...).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The `Retry-After` header value in whole seconds (at least 1), when the error is retryable.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
+            .map(|after| after.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
+    /// `Retry-After` on retryable errors and `WWW-Authenticate` on 401, whatever the body shape.
+    pub fn add_headers(&self, headers: &mut HeaderMap) {
+        if let Some(secs) = self.retry_after_secs()
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, v);
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
     }
 }
@@ -73,16 +120,7 @@ impl IntoResponse for ApiError {
             obj.extend(extra.clone());
         }
         let mut resp = (self.status, axum::Json(json!({ "error": error }))).into_response();
-        if let Some(after) = self.retry_after {
-            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
+        self.add_headers(resp.headers_mut());
         resp
     }
 }
@@ -159,6 +197,57 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usi
             format!("Content-Type {content_type:?} is not supported: use application/json or application/x-ndjson"),
         )
     })?;
+    let (_slot, body) = admit(state, body).await?;
+    let decoded = read_body(state, headers, body).await?;
+    let events = body::parse(&decoded, format).inspect_err(|e| {
+        let reason = if matches!(e, BodyError::Invalid { .. }) {
+            "invalid"
+        } else {
+            "malformed"
+        };
+        state
+            .metrics
+            .events_refused
+            .with_label_values(&[reason])
+            .inc();
+    })?;
+    produce(state, &events, decoded.len()).await
+}
+
+/// A slot for a request that will hold its body, or, when every slot is taken, 503 with
+/// `Retry-After` after draining the body frame by frame (nothing buffered: the sender gets a
+/// clean answer, not a reset, and a shed request holds no memory). Stops draining past the body
+/// limit (the connection is then closed).
+pub async fn admit(state: &AppState, body: Body) -> Result<(SemaphorePermit<'_>, Body), ApiError> {
+    if let Ok(slot) = state.admission.try_acquire() {
+        return Ok((slot, body));
+    }
+    state.metrics.requests_shed.inc();
+    let mut drained = 0usize;
+    let mut frames = body.into_data_stream();
+    while let Some(Ok(chunk)) = frames.next().await {
+        drained += chunk.len();
+        if drained > state.max_body_bytes {
+            break;
+        }
+    }
+    Err(ApiError {
+        retry_after: Some(SHED_RETRY_AFTER),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in progress; retry later",
+        )
+    })
+}
+
+/// The request body, size-checked (declared length, then read, then decompressed) and with its
+/// `Content-Encoding` undone.
+pub async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -179,19 +268,16 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usi
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let decoded = body::decode(&raw, encoding, state.max_body_bytes)?;
-    let events = body::parse(&decoded, format).inspect_err(|e| {
-        let reason = if matches!(e, BodyError::Invalid { .. }) {
-            "invalid"
-        } else {
-            "malformed"
-        };
-        state
-            .metrics
-            .events_refused
-            .with_label_values(&[reason])
-            .inc();
-    })?;
+    Ok(body::decode(&raw, encoding, state.max_body_bytes)?)
+}
+
+/// Rate limit, breaker, in-flight bound (`body_bytes` worth of permits), then produce every
+/// event and wait for Kafka's acknowledgements: `Ok(n)` only once all `n` are in Kafka.
+pub async fn produce(
+    state: &AppState,
+    events: &[Event],
+    body_bytes: usize,
+) -> Result<usize, ApiError> {
     rate_limit(state, events.len())?;
     if state.producer.breaker_state() == State::Open {
         state
@@ -201,12 +287,12 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usi
             .inc_by(events.len() as u64);
         return Err(unavailable(state));
     }
-    let kib = u32::try_from(decoded.len() / 1024 + 1).unwrap_or(u32::MAX);
+    let kib = u32::try_from(body_bytes / 1024 + 1).unwrap_or(u32::MAX);
     let permit = tokio::time::timeout(Duration::from_secs(5), state.inflight.acquire_many(kib))
         .await
         .map_err(|_| unavailable(state))?
         .map_err(|_| unavailable(state))?;
-    let sent = state.producer.send_batch(&events).await;
+    let sent = state.producer.send_batch(events).await;
     drop(permit);
     match sent {
         Ok(()) => {
@@ -249,7 +335,8 @@ fn unavailable(state: &AppState) -> ApiError {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Check the bearer token (constant-time) when one is configured.
+pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.auth_token else {
         return Ok(());
     };

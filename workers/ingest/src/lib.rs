@@ -2,11 +2,13 @@
 //!
 //! `POST /v1/events` takes one JSON event, a JSON array, or NDJSON (optionally gzip), validates
 //! every event (all-or-nothing), and answers 2xx only once Kafka (idempotent producer,
-//! `acks=all`) has acknowledged every event of the request. While Kafka is unreachable a circuit
+//! `acks=all`) has acknowledged every event of the request. `POST /v1/traces` takes OTLP spans
+//! (protobuf or JSON) and turns server/HTTP spans into the same events ([`otlp`]). While Kafka is unreachable a circuit
 //! breaker answers 503 at once; a background probe closes it when the broker is back.
 //!
 //! ```text
-//! client ─▶ auth ─▶ content type ─▶ size ─▶ decode/parse/validate ─▶ rate limit ─▶ breaker
+//! client ─▶ auth ─▶ content type ─▶ admission (else 503, body drained) ─▶ size
+//!        ─▶ decode/parse/validate ─▶ rate limit ─▶ breaker
 //!        ─▶ in-flight bytes (backpressure) ─▶ produce + await acks ─▶ 200 {"accepted": n}
 //! ```
 
@@ -16,6 +18,7 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod metrics;
+pub mod otlp;
 pub mod producer;
 pub mod ratelimit;
 
@@ -55,6 +58,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let span_mapping = otlp::map::SpanMapping::from_keys(&args.otlp_attributes)
+        .map_err(|e| Error::Config(e.to_string()))?;
     let metrics = metrics::Metrics::new()?;
     let producer = Arc::new(producer::EventProducer::new(&args, metrics.clone())?);
     if !producer.probe(Duration::from_secs(5)).await {
@@ -76,6 +81,11 @@ pub async fn serve(
         max_body_bytes: args.max_body_bytes,
         limiter,
         inflight: tokio::sync::Semaphore::new(permits),
+        admission: tokio::sync::Semaphore::new(
+            args.max_concurrent_requests
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ),
+        span_mapping,
     });
     info!(addr = %listener.local_addr()?, topic = %args.topic, "ingest listening");
     axum::serve(listener, http::router(state))

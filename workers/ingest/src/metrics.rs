@@ -20,6 +20,10 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     /// 1 while the circuit breaker is open.
     pub breaker_open: IntGauge,
+    /// OTLP spans received, by outcome (`event`, `skipped`, `rejected`).
+    pub otlp_spans: IntCounterVec,
+    /// Requests shed (503) because every admission slot was taken.
+    pub requests_shed: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -29,7 +33,7 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "helios_ingest_requests_total",
-                "HTTP requests to /v1/events by status code",
+                "HTTP requests to /v1/events and /v1/traces by status code",
             ),
             &["status"],
         )?;
@@ -61,6 +65,19 @@ impl Metrics {
             "helios_ingest_breaker_open",
             "1 while the Kafka circuit breaker is open",
         )?;
+        let otlp_spans = IntCounterVec::new(
+            Opts::new(
+                "helios_ingest_otlp_spans_total",
+                "OTLP spans received on /v1/traces, by outcome (event, skipped, rejected)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(otlp_spans.clone()))?;
+        let requests_shed = prometheus::IntCounter::new(
+            "helios_ingest_requests_shed_total",
+            "Requests answered 503 at once because --max-concurrent-requests were in progress",
+        )?;
+        registry.register(Box::new(requests_shed.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(events_accepted.clone()))?;
         registry.register(Box::new(events_refused.clone()))?;
@@ -75,6 +92,8 @@ impl Metrics {
             produce_latency,
             queue_depth,
             breaker_open,
+            otlp_spans,
+            requests_shed,
         })
     }
 

@@ -76,3 +76,27 @@ proptest! {
         prop_assert_eq!(back, metrics);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// OTLP bodies: arbitrary bytes in either encoding never panic the decoder or the mapping,
+    /// and whatever maps is a valid event whose counts add up.
+    #[test]
+    fn arbitrary_otlp_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        use helios_ingest::otlp::{decode, map};
+        for enc in [decode::Encoding::Protobuf, decode::Encoding::Json] {
+            if let Ok(req) = decode::traces(&bytes, enc) {
+                let spans: usize = req.resource_spans.iter()
+                    .flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+                let mapped = map::request(&req, &map::SpanMapping::default());
+                prop_assert_eq!(mapped.spans(), spans);
+                for e in &mapped.events {
+                    prop_assert!(!e.service.is_empty());
+                    prop_assert!(e.latency_ms.is_some_and(|l| l.is_finite() && l >= 0.0));
+                    prop_assert!(e.status.is_some() || e.error.is_some());
+                }
+            }
+        }
+    }
+}
