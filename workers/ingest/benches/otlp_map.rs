@@ -9,78 +9,12 @@
 
 use helios_ingest::body;
 use helios_ingest::otlp::{decode, map};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
+mod support;
+
 use prost::Message;
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-fn var(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn s(v: &str) -> Value {
-    Value::StringValue(v.into())
-}
-
-fn request(spans: u64) -> ExportTraceServiceRequest {
-    let t0: u64 = 1_795_514_400_000_000_000;
-    let spans = (0..spans)
-        .map(|i| Span {
-            trace_id: (0..16).map(|b| (i as u8).wrapping_add(b)).collect(),
-            span_id: (0..8).map(|b| (i as u8).wrapping_mul(b)).collect(),
-            name: "GET /api/v1/items/{id}".into(),
-            kind: SpanKind::Server as i32,
-            start_time_unix_nano: t0 + i * 1_000_000,
-            end_time_unix_nano: t0 + i * 1_000_000 + 12_345_678,
-            attributes: vec![
-                kv("http.request.method", s("GET")),
-                kv("http.route", s("/api/v1/items/{id}")),
-                kv("url.path", s(&format!("/api/v1/items/{i}"))),
-                kv("url.scheme", s("https")),
-                kv(
-                    "http.response.status_code",
-                    Value::IntValue(if i % 50 == 0 { 503 } else { 200 }),
-                ),
-                kv("server.address", s("items.shop.svc")),
-                kv("network.protocol.version", s("1.1")),
-                kv("user_agent.original", s("Mozilla/5.0 (X11; Linux x86_64)")),
-            ],
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", s("items")),
-                    kv("service.version", s("1.4.2")),
-                    kv("deployment.environment.name", s("prod")),
-                    kv("host.name", s("items-7d9f-abcde")),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
+use support::{request, var};
 
 fn run(label: &str, body: &[u8], gzip: bool, encoding: decode::Encoding, spans: u64, secs: u64) {
     let mapping = map::SpanMapping::from_keys(&[
