@@ -361,7 +361,8 @@ pub struct DetectorStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` (summary), `ModelTrained`, `DataFlowing`, `AnomalyActive` (not part of Ready).
+    /// `Ready` (summary), `ModelTrained`, `DataFlowing`, `AnomalyActive` (not part of Ready;
+    /// `Unknown`, reason `WorkerSilent`, while the worker's heartbeat is stale).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -374,6 +375,27 @@ pub struct DetectorStatus {
     /// The most recent anomaly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_anomaly: Option<LastAnomaly>,
+    /// The detect worker's heartbeat, rewritten at least every 60 s with its runtime
+    /// conditions; older than the operator's timeout (default 180 s), those turn `Unknown`
+    /// (reason `WorkerSilent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerStatus>,
+}
+
+/// Liveness of the detect worker: it rewrites `heartbeatTime` at least every 60 s, even when
+/// nothing else changed. When it is older than the operator's `--worker-heartbeat-timeout-secs`
+/// (default 180 s), the operator sets `ModelTrained`, `DataFlowing` and `AnomalyActive` to
+/// `Unknown` with reason `WorkerSilent` until a worker writes again.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    /// When a detect worker last wrote the status (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub heartbeat_time: Option<String>,
+    /// The pod that wrote it (its `HOSTNAME`); with several replicas, the last one to write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 /// The model currently scoring.

@@ -548,3 +548,222 @@ async fn children_edited_by_someone_else_are_restored() {
     })
     .await;
 }
+
+/// Wait (watching it, within [`CONVERGE`]) until `cond` holds for Detector `name`; the error
+/// shows its status then.
+async fn await_detector(
+    api: &Api<Detector>,
+    name: &str,
+    what: &str,
+    cond: impl Fn(&Detector) -> bool,
+) -> Detector {
+    let waited = tokio::time::timeout(
+        CONVERGE,
+        kube::runtime::wait::await_condition(api.clone(), name, move |d: Option<&Detector>| {
+            d.is_some_and(&cond)
+        }),
+    )
+    .await;
+    match waited {
+        Ok(Ok(Some(d))) => d,
+        other => {
+            let now = api.get(name).await.ok().and_then(|d| d.status);
+            panic!("{what}: {other:?}; the status now: {now:?}")
+        }
+    }
+}
+
+/// The status a detect worker applies (field manager `helios-detect`, forced): its three
+/// runtime conditions at `status` and a heartbeat at `beat`.
+fn worker_status(
+    name: &str,
+    generation: Option<i64>,
+    status: &str,
+    beat: &str,
+) -> serde_json::Value {
+    let c = |type_: &str, reason: &str| {
+        serde_json::json!({"type": type_, "status": status, "reason": reason,
+            "message": "written by the test as the worker", "observedGeneration": generation,
+            "lastTransitionTime": beat})
+    };
+    serde_json::json!({
+        "apiVersion": "helios.dev/v1alpha1", "kind": "Detector",
+        "metadata": {"name": name},
+        "status": {
+            "conditions": [c("ModelTrained", "Trained"), c("DataFlowing", "EventsArriving"),
+                           c("AnomalyActive", "NoAnomaly")],
+            "model": {"version": 1},
+            "worker": {"heartbeatTime": beat, "pod": format!("{name}-detect-0")},
+        }
+    })
+}
+
+fn runtime_all(d: &Detector, status: &str, reason: Option<&str>) -> bool {
+    let conditions = d
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    ["ModelTrained", "DataFlowing", "AnomalyActive"]
+        .iter()
+        .all(|t| {
+            condition(conditions, t)
+                .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_detect_worker_turns_its_conditions_unknown_until_it_writes_again() {
+    let (env, kubectl) = stack();
+    let ns = kubectl.temp_namespace("op-heartbeat").unwrap();
+    let client = kube_client(&env).await;
+    let mut op = start_operator_with_env(
+        &env,
+        &ns.name,
+        &[("HELIOS_WORKER_HEARTBEAT_TIMEOUT_SECS", "5")],
+    );
+    let detectors: Api<Detector> = Api::namespaced(client.clone(), &ns.name);
+    apply(
+        &kubectl,
+        &ns,
+        "apiVersion: helios.dev/v1alpha1\nkind: Detector\nmetadata: {name: quiet}\n\
+         spec: {pipelineRef: {name: absent}, features: [event_count]}\n",
+    );
+    detector_condition(
+        &mut op,
+        &detectors,
+        "quiet",
+        "Ready",
+        "False",
+        Some("PipelineNotFound"),
+    )
+    .await;
+    let generation = detectors.get("quiet").await.unwrap().metadata.generation;
+    let worker = PatchParams::apply("helios-detect").force();
+
+    // A worker that wrote True conditions an hour ago and nothing since.
+    let old = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    detectors
+        .patch_status(
+            "quiet",
+            &worker,
+            &Patch::Apply(&worker_status("quiet", generation, "True", &old)),
+        )
+        .await
+        .unwrap();
+    let silent = await_detector(
+        &detectors,
+        "quiet",
+        "runtime conditions Unknown/WorkerSilent",
+        |d| runtime_all(d, "Unknown", Some("WorkerSilent")),
+    )
+    .await;
+    let status = silent.status.clone().unwrap();
+    let c = condition(&status.conditions, "DataFlowing").unwrap();
+    assert_eq!(
+        c.message,
+        format!("no heartbeat from the detect worker since {old} (timeout 5s)")
+    );
+    assert_eq!(
+        condition(&status.conditions, "Ready").map(|c| c.reason.as_str()),
+        Some("PipelineNotFound"),
+        "Ready keeps its meaning"
+    );
+    assert_eq!(
+        status.worker.and_then(|w| w.heartbeat_time).as_deref(),
+        Some(old.as_str()),
+        "the heartbeat stays the worker's"
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let event = eventually(&mut op, "a WorkerSilent Event", || async {
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("WorkerSilent"))
+            .ok_or_else(|| "none yet".to_string())
+    })
+    .await;
+    // Its pipeline is missing, so no worker should run (0 desired replicas): a Normal Event;
+    // with pods that should run it is a Warning (the reconcile tests check that branch).
+    assert_eq!(event.type_.as_deref(), Some("Normal"));
+    assert!(
+        event.message.as_deref().is_some_and(|m| m.contains(&old)),
+        "{event:?}"
+    );
+
+    // The worker is back: its forced apply wins at once.
+    let returned = std::time::Instant::now();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    detectors
+        .patch_status(
+            "quiet",
+            &worker,
+            &Patch::Apply(&worker_status("quiet", generation, "True", &now)),
+        )
+        .await
+        .unwrap();
+    // A barrier: a spec change makes the operator reconcile and write observedGeneration after
+    // the worker's write. Its apply leaves the runtime conditions out; every field of them stays.
+    detectors
+        .patch(
+            "quiet",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    let next = generation.map(|g| g + 1);
+    let back = await_detector(
+        &detectors,
+        "quiet",
+        "observedGeneration after the worker's return",
+        |d| {
+            d.status
+                .as_ref()
+                .is_some_and(|s| s.observed_generation == next)
+        },
+    )
+    .await;
+    assert!(
+        runtime_all(&back, "True", None),
+        "the worker's conditions stand: {:?}",
+        back.status
+    );
+    for t in ["ModelTrained", "DataFlowing", "AnomalyActive"] {
+        let c = condition(&back.status.as_ref().unwrap().conditions, t).unwrap();
+        assert_eq!(c.message, "written by the test as the worker", "{t}: {c:?}");
+    }
+    let operator_fields: Vec<String> = back
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some("helios-operator"))
+        .filter_map(|m| m.fields_v1.as_ref().map(|f| f.0.to_string()))
+        .collect();
+    assert!(
+        operator_fields.iter().all(|f| !f.contains("ModelTrained")),
+        "the operator owns none of the runtime conditions any more: {operator_fields:?}"
+    );
+
+    // Silent again, with no event to start a reconcile: the one after the worker's return
+    // requeued itself for just after the heartbeat goes stale (~6 s here), well before the
+    // 15 s requeue of a detector that is not Ready.
+    await_detector(
+        &detectors,
+        "quiet",
+        "Unknown again without any event",
+        |d| runtime_all(d, "Unknown", Some("WorkerSilent")),
+    )
+    .await;
+    let after = returned.elapsed();
+    assert!(
+        after < std::time::Duration::from_secs(13),
+        "noticed {after:?} after the last heartbeat"
+    );
+    op.assert_running();
+}

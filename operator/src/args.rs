@@ -69,6 +69,15 @@ pub struct Args {
         requires = "worker_api_server_host"
     )]
     pub worker_api_server_port: Option<u16>,
+    /// Seconds without a heartbeat from a Detector's worker (`status.worker.heartbeatTime`,
+    /// written every 60 s) after which its `ModelTrained`, `DataFlowing` and `AnomalyActive`
+    /// are set to `Unknown` (reason `WorkerSilent`); 0 turns the check off.
+    #[arg(
+        long,
+        env = "HELIOS_WORKER_HEARTBEAT_TIMEOUT_SECS",
+        default_value_t = 180
+    )]
+    pub worker_heartbeat_timeout_secs: u64,
 }
 
 impl Args {
@@ -89,7 +98,14 @@ impl Args {
             worker_sa_annotations: Vec::new(),
             worker_api_server_host: None,
             worker_api_server_port: None,
+            worker_heartbeat_timeout_secs: 180,
         }
+    }
+
+    /// The worker heartbeat timeout (`None` when 0: off).
+    pub fn worker_heartbeat_timeout(&self) -> Option<Duration> {
+        (self.worker_heartbeat_timeout_secs > 0)
+            .then(|| Duration::from_secs(self.worker_heartbeat_timeout_secs))
     }
 
     /// Where worker pods reach the API server: `--worker-api-server-host` (blank counts as
@@ -187,6 +203,28 @@ mod tests {
         let mut bad = Args::new("x");
         bad.worker_sa_annotations = vec!["novalue".into()];
         assert!(bad.worker_identity().is_err());
+    }
+
+    #[test]
+    fn worker_heartbeat_timeout_defaults_to_three_heartbeats_and_zero_turns_it_off() {
+        let parse = |argv: &[&str]| {
+            Cli::try_parse_from(argv.iter().copied())
+                .map(|c| c.args.worker_heartbeat_timeout())
+                .ok()
+        };
+        assert_eq!(parse(&["op"]), Some(Some(Duration::from_secs(180))));
+        assert_eq!(
+            parse(&["op", "--worker-heartbeat-timeout-secs", "30"]),
+            Some(Some(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse(&["op", "--worker-heartbeat-timeout-secs", "0"]),
+            Some(None)
+        );
+        assert_eq!(
+            Args::new("x").worker_heartbeat_timeout(),
+            Some(crate::controller::detector::DEFAULT_HEARTBEAT_TIMEOUT)
+        );
     }
 
     #[test]

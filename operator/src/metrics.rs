@@ -1,5 +1,5 @@
 //! Prometheus metrics: reconciles, errors by reason, reconcile duration, pipelines by readiness,
-//! leadership.
+//! leadership, detect workers found silent.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -19,6 +19,7 @@ pub struct Metrics {
     probes: IntCounterVec,
     events_dropped: IntCounter,
     leader: IntGauge,
+    overrides: IntCounterVec,
     readiness: Mutex<BTreeMap<String, bool>>,
 }
 
@@ -70,6 +71,14 @@ impl Metrics {
             "Kubernetes Events dropped because the background publisher's queue was full",
         )?;
         let leader = IntGauge::new("leader", "1 while this replica holds the Lease")?;
+        let overrides = IntCounterVec::new(
+            Opts::new(
+                "runtime_condition_overrides_total",
+                "Detectors whose runtime conditions the operator set to Unknown, by reason \
+                 (WorkerSilent: no worker heartbeat within the timeout); one per transition",
+            ),
+            &["reason"],
+        )?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -77,6 +86,7 @@ impl Metrics {
         registry.register(Box::new(probes.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(overrides.clone()))?;
         Ok(Self {
             registry,
             reconciles,
@@ -86,6 +96,7 @@ impl Metrics {
             probes,
             events_dropped,
             leader,
+            overrides,
             readiness: Mutex::new(BTreeMap::new()),
         })
     }
@@ -107,6 +118,12 @@ impl Metrics {
     pub fn probe(&self, reused: bool) {
         let outcome = if reused { "reused" } else { "probed" };
         self.probes.with_label_values(&[outcome]).inc();
+    }
+
+    /// Count a Detector whose runtime conditions turned `Unknown` for `reason` (the condition
+    /// reason, e.g. `WorkerSilent`).
+    pub fn runtime_override(&self, reason: &str) {
+        self.overrides.with_label_values(&[reason]).inc();
     }
 
     /// Count an Event dropped because its publisher's queue was full.
@@ -175,7 +192,11 @@ mod tests {
         m.pipeline_ready("ns/b", Some(false));
         m.pipeline_ready("ns/c", Some(false));
         m.pipeline_ready("ns/c", None);
+        m.runtime_override("WorkerSilent");
         let text = m.render();
+        assert!(text.contains(
+            "helios_operator_runtime_condition_overrides_total{reason=\"WorkerSilent\"} 1"
+        ));
         assert!(text.contains("helios_operator_reconciles_total{kind=\"AnomalyPipeline\"} 1"));
         assert!(text.contains("reason=\"ApplyFailed\""));
         assert!(text.contains("helios_operator_pipelines{ready=\"true\"} 1"));

@@ -124,7 +124,8 @@ pub async fn run(args: Args) -> Result<(), OperatorError> {
             args.kafka_timeout(),
         )
         .with_worker_identity(worker_identity)
-        .with_worker_api_server(args.worker_api_server()),
+        .with_worker_api_server(args.worker_api_server())
+        .with_worker_heartbeat_timeout(args.worker_heartbeat_timeout()),
     );
     ready.store(true, Ordering::Relaxed);
 

@@ -81,17 +81,36 @@ pub fn start_operator(env: &StackEnv, namespace: &str) -> Operator {
         &format!("test-{namespace}"),
         "info,helios_operator=debug",
         &format!("helios-operator-{namespace}.log"),
+        &[],
+    )
+}
+
+/// Start `helios operator` for one namespace with `extra_env` (e.g. a short
+/// `HELIOS_WORKER_HEARTBEAT_TIMEOUT_SECS`).
+pub fn start_operator_with_env(
+    env: &StackEnv,
+    namespace: &str,
+    extra_env: &[(&str, &str)],
+) -> Operator {
+    spawn_operator(
+        env,
+        namespace,
+        &format!("test-{namespace}"),
+        "info,helios_operator=debug",
+        &format!("helios-operator-{namespace}.log"),
+        extra_env,
     )
 }
 
 /// `helios operator` for `namespace` (its Lease there too) as `identity`, logging at `rust_log`
-/// to `log_name` in the temp dir, its metrics on a free port.
+/// to `log_name` in the temp dir, its metrics on a free port, with `extra_env` set.
 fn spawn_operator(
     env: &StackEnv,
     namespace: &str,
     identity: &str,
     rust_log: &str,
     log_name: &str,
+    extra_env: &[(&str, &str)],
 ) -> Operator {
     let log = std::env::temp_dir().join(log_name);
     let metrics_port = helios_e2e::free_port().expect("a free port");
@@ -113,6 +132,7 @@ fn spawn_operator(
     for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
         cmd.env(k, env.get(k).unwrap());
     }
+    cmd.envs(extra_env.iter().copied());
     Operator {
         child: cmd.spawn().unwrap(),
         log,
@@ -304,6 +324,7 @@ pub fn start_operator_as(env: &StackEnv, namespace: &str, identity: &str) -> Ope
         identity,
         "info,helios_operator=debug",
         &format!("helios-operator-{namespace}-{identity}.log"),
+        &[],
     )
 }
 

@@ -513,20 +513,6 @@ mod tests {
     #[test]
     fn alertmanager_credentials_come_from_the_named_secrets_and_nothing_when_unset() {
         let plain = build(&fixtures::detector(), &fixtures::pipeline(), "i").unwrap();
-        let env_of = |c: &DetectorChildren| {
-            c.stateful_set
-                .spec
-                .as_ref()
-                .unwrap()
-                .template
-                .spec
-                .as_ref()
-                .unwrap()
-                .containers[0]
-                .env
-                .clone()
-                .unwrap()
-        };
         assert!(
             env_of(&plain)
                 .iter()

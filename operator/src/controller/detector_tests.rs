@@ -468,3 +468,220 @@ async fn each_failing_stage_is_named_by_the_error() {
     let err = result.expect_err("the status write failed");
     assert_eq!(err.stage(), super::Stage::Status);
 }
+
+/// The children of a detector with identities on, its StatefulSet answered ready.
+fn children_ready() -> Vec<Step> {
+    concurrently(vec![
+        Step::apply(service_account()),
+        Step::apply(role()),
+        Step::apply(role_binding()),
+        sts_ready_step(),
+        Step::apply(service()),
+    ])
+}
+
+/// The detector with the worker's three runtime conditions and a heartbeat `age` old.
+fn with_worker_status(age: std::time::Duration) -> Detector {
+    let mut d = the_detector();
+    let beat = k8s_openapi::jiff::Timestamp::now()
+        - k8s_openapi::jiff::SignedDuration::try_from(age).expect("a small age");
+    // As the worker writes it: whole seconds.
+    let beat = k8s_openapi::jiff::Timestamp::from_second(beat.as_second()).expect("a valid time");
+    let worker_condition = |type_: &str, status: &str, reason: &str| {
+        json!({"type": type_, "status": status, "reason": reason, "message": "by the worker",
+               "observedGeneration": 4, "lastTransitionTime": "2026-12-01T00:00:00Z"})
+    };
+    d.status = Some(
+        serde_json::from_value(json!({
+            "conditions": [
+                worker_condition("ModelTrained", "True", "Trained"),
+                worker_condition("DataFlowing", "True", "EventsArriving"),
+                worker_condition("AnomalyActive", "False", "NoAnomaly"),
+            ],
+            "model": {"version": 3},
+            "worker": {"heartbeatTime": beat.to_string(), "pod": "auth-errors-detect-0"},
+        }))
+        .expect("a worker status parses"),
+    );
+    d
+}
+
+/// The requeue of `action` if it lies within `range` (whole milliseconds).
+fn requeued_within(
+    action: &kube::runtime::controller::Action,
+    range: std::ops::RangeInclusive<u64>,
+) -> bool {
+    range.into_iter().any(|ms| {
+        *action == kube::runtime::controller::Action::requeue(std::time::Duration::from_millis(ms))
+    })
+}
+
+fn condition<'a>(body: &'a Value, type_: &str) -> Option<&'a Value> {
+    body["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+#[tokio::test]
+async fn a_fresh_heartbeat_leaves_the_runtime_conditions_to_the_worker_and_is_checked_again_when_it_would_go_stale()
+ {
+    let mut kit = kit_with_pipeline(true);
+    let d = with_worker_status(std::time::Duration::from_secs(30));
+    let mut steps = children_ready();
+    steps.push(status_step(&d));
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    let action = result.expect("the reconcile succeeds");
+    let body = log.bodies(&Method::PATCH, &status())[0];
+    assert_eq!(ready(body)["status"], "True", "only Ready: {body}");
+    assert!(!log.event_reasons().contains(&"WorkerSilent".to_string()));
+    // 180 s timeout − a heartbeat 30 s old (whole seconds, so up to 31 s) + 1 s: ~150 s, well
+    // before the 300 s of a Ready detector.
+    assert!(
+        requeued_within(&action, 149_000..=152_000),
+        "requeued when the heartbeat goes stale: {action:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_heartbeat_turns_the_runtime_conditions_unknown_with_one_warning() {
+    let mut kit = kit_with_pipeline(true);
+    let mut d = with_worker_status(std::time::Duration::from_secs(600));
+    let beat = d
+        .status
+        .as_ref()
+        .and_then(|s| s.worker.clone())
+        .and_then(|w| w.heartbeat_time);
+    let beat = beat.expect("a heartbeat");
+    let mut steps = children_ready();
+    steps.push(status_step(&d));
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d.clone()), kit.ctx.clone()))
+        .await;
+
+    log.assert_followed();
+    let action = result.expect("the reconcile succeeds");
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(300)),
+        "silent: nothing to wait for but the regular check"
+    );
+    let body = log.bodies(&Method::PATCH, &status())[0];
+    assert_eq!(
+        condition(body, "Ready").expect("Ready")["status"],
+        "True",
+        "Ready unchanged"
+    );
+    for t in ["ModelTrained", "DataFlowing", "AnomalyActive"] {
+        let c = condition(body, t).unwrap_or_else(|| panic!("{t} applied: {body}"));
+        assert_eq!(c["status"], "Unknown", "{t}");
+        assert_eq!(c["reason"], "WorkerSilent", "{t}");
+        assert_eq!(
+            c["message"],
+            format!("no heartbeat from the detect worker since {beat} (timeout 180s)")
+        );
+        assert_eq!(c["observedGeneration"], 4);
+    }
+    assert!(
+        body["status"].get("worker").is_none(),
+        "the heartbeat stays the worker's"
+    );
+    let warnings: Vec<&Value> = log
+        .requests
+        .iter()
+        .filter(|s| s.body["reason"] == "WorkerSilent")
+        .map(|s| &s.body)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", log.event_reasons());
+    assert_eq!(warnings[0]["type"], "Warning");
+    assert!(
+        warnings[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains(&beat)),
+        "{}",
+        warnings[0]
+    );
+
+    let overrides = "helios_operator_runtime_condition_overrides_total{reason=\"WorkerSilent\"} 1";
+    assert!(kit.ctx.metrics.render().contains(overrides));
+
+    // The watch delivers the merged status (the worker's heartbeat and model, the operator's
+    // conditions): still silent, nothing to write, no second Warning.
+    let mut merged: helios_crds::DetectorStatus =
+        serde_json::from_value(body["status"].clone()).expect("the written status parses");
+    let worker = d.status.take().expect("the worker's status");
+    merged.worker = worker.worker;
+    merged.model = worker.model;
+    d.status = Some(merged.clone());
+    d.metadata.resource_version = Some("500".into());
+    let steps = children_ready();
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d.clone()), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(log.event_reasons().iter().all(|r| r != "WorkerSilent"));
+    assert!(kit.ctx.metrics.render().contains(overrides), "counted once");
+
+    // The worker is back: its forced apply took its conditions and a fresh heartbeat. The
+    // operator no longer applies them (no write: its own part is only Ready).
+    let back = with_worker_status(std::time::Duration::from_secs(5));
+    let mut status = back.status.expect("the worker's status");
+    status.conditions.extend(
+        merged
+            .conditions
+            .iter()
+            .filter(|c| c.type_ == "Ready")
+            .cloned(),
+    );
+    status.observed_generation = merged.observed_generation;
+    status.replicas = merged.replicas;
+    d.status = Some(status);
+    d.metadata.resource_version = Some("600".into());
+    let steps = children_ready();
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    let action = result.expect("the reconcile succeeds");
+    assert!(requeued_within(&action, 174_000..=177_000), "{action:?}");
+}
+
+#[tokio::test]
+async fn a_race_with_a_returning_worker_keeps_the_unknown_conditions_until_it_applies_again() {
+    // The operator's Unknown landed after the worker's fresh heartbeat: the stored conditions
+    // are the operator's. Leaving them out now would delete the fields only it owns; it keeps
+    // them (no write) until the worker's next apply takes them back.
+    let mut kit = kit_with_pipeline(true);
+    let mut d = with_worker_status(std::time::Duration::from_secs(5));
+    let silenced = |type_: &str| {
+        json!({"type": type_, "status": "Unknown", "reason": "WorkerSilent",
+               "message": "no heartbeat from the detect worker since 2026-12-01T00:00:00Z (timeout 180s)",
+               "observedGeneration": 4, "lastTransitionTime": "2026-12-01T00:03:00Z"})
+    };
+    let stored = d.status.as_mut().expect("a status");
+    stored.conditions = serde_json::from_value(json!([
+        {"type": "Ready", "status": "True", "reason": "ReplicasAvailable",
+         "message": "2/2 replicas available",
+         "observedGeneration": 4, "lastTransitionTime": "2026-12-01T00:00:00Z"},
+        silenced("ModelTrained"), silenced("DataFlowing"), silenced("AnomalyActive"),
+    ]))
+    .expect("conditions parse");
+    stored.observed_generation = Some(4);
+    stored.replicas = 2;
+    let steps = children_ready();
+    let (result, log) = kit
+        .run(steps, reconcile(Arc::new(d), kit.ctx.clone()))
+        .await;
+    log.assert_followed();
+    let action = result.expect("the reconcile succeeds");
+    assert!(
+        log.event_reasons().iter().all(|r| r != "WorkerSilent"),
+        "no Warning again"
+    );
+    assert!(requeued_within(&action, 174_000..=177_000), "{action:?}");
+}

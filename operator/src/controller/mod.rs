@@ -58,6 +58,8 @@ pub struct Context {
     pub worker_identity: crate::builders::detector::WorkerIdentity,
     /// Where worker pods reach the API server (none: the kubelet's `kubernetes` Service).
     pub worker_api_server: Option<crate::builders::ApiServer>,
+    /// A detect worker whose heartbeat is older than this is silent (none: never checked).
+    pub worker_heartbeat_timeout: Option<Duration>,
     /// What this term wrote and probed, per object.
     pub memo: memo::Memo,
     admins: Mutex<HashMap<String, TopicAdmin>>,
@@ -92,6 +94,7 @@ impl Context {
             kafka_timeout,
             worker_identity: crate::builders::detector::WorkerIdentity::default(),
             worker_api_server: None,
+            worker_heartbeat_timeout: Some(detector::DEFAULT_HEARTBEAT_TIMEOUT),
             memo: memo::Memo::default(),
             admins: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
@@ -158,6 +161,13 @@ impl Context {
         api_server: Option<crate::builders::ApiServer>,
     ) -> Self {
         self.worker_api_server = api_server;
+        self
+    }
+
+    /// The same context with detect workers silent after `timeout` without a heartbeat
+    /// (`None`: their runtime conditions are never overridden).
+    pub fn with_worker_heartbeat_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.worker_heartbeat_timeout = timeout;
         self
     }
 

@@ -293,6 +293,7 @@ async fn status(
             status: &status,
             started,
             ready: decided.ready,
+            recheck: None,
         },
     )
     .await?;

@@ -53,10 +53,12 @@ pub struct Ending<'a, S> {
     pub started: Instant,
     /// Whether the object is Ready.
     pub ready: bool,
+    /// Check again no later than this (a worker heartbeat that goes stale then).
+    pub recheck: Option<Duration>,
 }
 
 /// Writes the status if it changed, records the success and its duration, and requeues soon
-/// while not Ready, rarely once Ready.
+/// while not Ready, rarely once Ready (sooner when `recheck` says so).
 pub async fn finish<K, S>(ctx: &Context, end: Ending<'_, S>) -> Result<Action, ReconcileError>
 where
     K: StatusOwner,
@@ -73,11 +75,18 @@ where
     .await?;
     ctx.succeeded(end.key);
     ctx.metrics.reconciled(end.kind, end.started.elapsed());
-    Ok(Action::requeue(if end.ready {
+    Ok(Action::requeue(requeue_after(end.ready, end.recheck)))
+}
+
+/// When to reconcile again: [`NOT_READY_REQUEUE`] while not Ready, [`READY_REQUEUE`] once
+/// Ready, or `recheck` if that is sooner.
+pub fn requeue_after(ready: bool, recheck: Option<Duration>) -> Duration {
+    let regular = if ready {
         READY_REQUEUE
     } else {
         NOT_READY_REQUEUE
-    }))
+    };
+    recheck.map_or(regular, |r| r.min(regular))
 }
 
 /// Write `status` to object `name` of kind `K` (known as `key`) unless `stored` already says it.

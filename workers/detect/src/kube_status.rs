@@ -2,9 +2,14 @@
 //! apply with field manager `helios-detect` (forced), beside the operator's `Ready`.
 //!
 //! The writer runs as its own task: it derives the desired status every second, and only when
-//! it changed (or every [`RESYNC`] to repair edits) reads the object (generation, current
-//! conditions), fills in `observedGeneration` and `lastTransitionTime`, and applies it, at most
-//! every [`MIN_INTERVAL`]. Failures are logged (rate-limited), counted in
+//! it changed (or every [`HEARTBEAT`], which also repairs edits) reads the object (generation,
+//! current conditions, heartbeat), fills in `observedGeneration` and `lastTransitionTime`, and
+//! applies it, at most every [`MIN_INTERVAL`]. Every apply carries `status.worker.heartbeatTime`
+//! (and the pod name, `HOSTNAME`); when nothing else changed the object is still applied once
+//! its heartbeat is [`HEARTBEAT`] old, so a live worker's heartbeat is never older than about a
+//! minute (two with several replicas, which skip a beat another one just wrote) and the
+//! operator can tell a dead, hung or cut-off worker (its conditions turn
+//! `Unknown`, reason `WorkerSilent`) from a quiet one. Failures are logged (rate-limited), counted in
 //! `helios_detect_status_writes_total{outcome="error"}` and retried with back-off; they never
 //! stop or slow detection.
 
@@ -24,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::config::DetectorId;
 use crate::metrics::Metrics;
-use crate::status::{self, RuntimeStatus, StatusHandle, StatusSettings};
+use crate::status::{self, HEARTBEAT, RuntimeStatus, StatusHandle, StatusSettings};
 
 /// The field manager of the worker's status fields.
 pub const FIELD_MANAGER: &str = "helios-detect";
@@ -32,8 +37,6 @@ pub const FIELD_MANAGER: &str = "helios-detect";
 pub const MIN_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the desired status is derived.
 const TICK: Duration = Duration::from_secs(1);
-/// Re-read and repair the object at least this often, even without a change.
-pub const RESYNC: Duration = Duration::from_secs(300);
 /// Longest one read-and-apply may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest back-off after repeated failures.
@@ -168,6 +171,8 @@ pub struct StatusWriter {
     generation: Option<i64>,
     seeded: bool,
     warn: WarnLimiter,
+    /// This pod's name (`HOSTNAME`), written beside the heartbeat.
+    pod: Option<String>,
 }
 
 impl StatusWriter {
@@ -191,6 +196,9 @@ impl StatusWriter {
             generation: None,
             seeded: false,
             warn: WarnLimiter::default(),
+            pod: std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.trim().is_empty()),
         }
     }
 
@@ -210,7 +218,7 @@ impl StatusWriter {
             let desired = self.handle.derive(&self.settings, Utc::now());
             let due = desired.is_none()
                 || applied != desired
-                || checked.is_none_or(|t| t.elapsed() >= RESYNC);
+                || checked.is_none_or(|t| t.elapsed() >= HEARTBEAT);
             let wait = backoff(failures);
             let spaced = attempted.is_none_or(|t| t.elapsed() >= wait);
             if due && (spaced || last) {
@@ -242,8 +250,8 @@ impl StatusWriter {
         }
     }
 
-    /// Reads the object, applies the status if it differs; returns what was written and
-    /// whether an apply was sent.
+    /// Reads the object, applies the status if it differs or its heartbeat is due; returns
+    /// what was written and whether an apply was sent.
     async fn write(&mut self) -> Result<(RuntimeStatus, bool), WriteError> {
         let current = self.api.get(&self.name).await.map_err(WriteError::Read)?;
         if !self.seeded {
@@ -268,17 +276,11 @@ impl StatusWriter {
         let stamp =
             Time(Timestamp::from_second(now.timestamp()).unwrap_or_else(|_| Timestamp::now()));
         let conditions = status::materialize(&desired.conditions, &previous, generation, &stamp);
-        let existing = status::owned_part(current.status.as_ref());
-        if existing
-            == (
-                conditions.clone(),
-                Some(desired.model.clone()),
-                desired.last_anomaly.clone(),
-            )
-        {
+        if !status::needs_apply(current.status.as_ref(), &conditions, &desired, now) {
             return Ok((desired, false));
         }
-        let body = status::apply_body(&self.name, &conditions, &desired)?;
+        let beat = status::heartbeat(now, self.pod.as_deref());
+        let body = status::apply_body(&self.name, &conditions, &desired, &beat)?;
         self.api
             .patch_status(
                 &self.name,

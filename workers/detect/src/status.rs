@@ -11,6 +11,9 @@
 //! - `AnomalyActive`: True while the newest closed window of some key is anomalous (a key whose
 //!   windows stop coming expires after the alerting cooldown); never part of `Ready`.
 //! - `status.model` and `status.lastAnomaly` (with the report URI once the hook answered).
+//! - `status.worker.heartbeatTime` (and the pod): rewritten at least every [`HEARTBEAT`] even
+//!   when nothing else changed, so the operator can tell a silent worker from a quiet one and
+//!   turn the three conditions `Unknown` (`WorkerSilent`) when it stops.
 //!
 //! [`StatusHandle`] is the cheap shared state the consume loop and the notifier update;
 //! [`derive()`] turns it into the desired status at a given time; [`materialize`] turns the
@@ -24,7 +27,9 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use helios_crds::common::Severity;
 use helios_crds::conditions::{ANOMALY_ACTIVE, DATA_FLOWING, MODEL_TRAINED};
-use helios_crds::detector::{DetectorStatus, FeatureDeviation, LastAnomaly, ModelStatus};
+use helios_crds::detector::{
+    DetectorStatus, FeatureDeviation, LastAnomaly, ModelStatus, WorkerStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::config::DetectorConfig;
@@ -38,6 +43,9 @@ pub const OWNED_CONDITIONS: [&str; 3] = [MODEL_TRAINED, DATA_FLOWING, ANOMALY_AC
 pub const TOP_FEATURES: usize = 3;
 /// `DataFlowing` turns False after this many window sizes without events.
 pub const DATA_WINDOWS: u32 = 3;
+/// The worker rewrites `status.worker.heartbeatTime` at least this often: one status PATCH
+/// (and one GET) per detect pod per minute, ~17 of each per second for 1,000 detectors.
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// Time limits of the runtime conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -471,11 +479,55 @@ pub fn owned_part(
     (conditions, s.model.clone(), s.last_anomaly.clone())
 }
 
-/// The server-side apply body for `detectors/<name>/status`: only the worker's fields.
+/// Whether the stored heartbeat (`status.worker`) is missing, unreadable, in the future, or at
+/// least [`HEARTBEAT`] old at `now`: then the next write must be sent even if nothing else changed.
+pub fn heartbeat_due(stored: Option<&DetectorStatus>, now: DateTime<Utc>) -> bool {
+    let Some(beat) = stored
+        .and_then(|s| s.worker.as_ref())
+        .and_then(|w| w.heartbeat_time.as_deref())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    else {
+        return true;
+    };
+    match now.signed_duration_since(beat).to_std() {
+        Ok(age) => age >= HEARTBEAT,
+        // Ahead of this worker's clock: rewrite it with the worker's own time.
+        Err(_) => true,
+    }
+}
+
+/// Whether the worker must apply: its part of `stored` differs from `conditions` (materialized)
+/// and `desired`, or the stored heartbeat is due at `now`.
+pub fn needs_apply(
+    stored: Option<&DetectorStatus>,
+    conditions: &[Condition],
+    desired: &RuntimeStatus,
+    now: DateTime<Utc>,
+) -> bool {
+    let wanted = (
+        conditions.to_vec(),
+        Some(desired.model.clone()),
+        desired.last_anomaly.clone(),
+    );
+    owned_part(stored) != wanted || heartbeat_due(stored, now)
+}
+
+/// The heartbeat this worker writes at `now`, naming `pod`.
+pub fn heartbeat(now: DateTime<Utc>, pod: Option<&str>) -> WorkerStatus {
+    WorkerStatus {
+        heartbeat_time: Some(rfc3339(now)),
+        pod: pod.map(str::to_string),
+    }
+}
+
+/// The server-side apply body for `detectors/<name>/status`: only the worker's fields, the
+/// heartbeat included (every apply carries all three conditions whole, so a forced apply
+/// takes back every field of them from a manager that wrote them meanwhile).
 pub fn apply_body(
     name: &str,
     conditions: &[Condition],
     status: &RuntimeStatus,
+    beat: &WorkerStatus,
 ) -> Result<serde_json::Value, serde_json::Error> {
     let mut fields = serde_json::Map::new();
     fields.insert("conditions".into(), serde_json::to_value(conditions)?);
@@ -483,6 +535,7 @@ pub fn apply_body(
     if let Some(last) = &status.last_anomaly {
         fields.insert("lastAnomaly".into(), serde_json::to_value(last)?);
     }
+    fields.insert("worker".into(), serde_json::to_value(beat)?);
     Ok(serde_json::json!({
         "apiVersion": "helios.dev/v1alpha1",
         "kind": "Detector",
@@ -806,20 +859,29 @@ mod tests {
         let mut st = RuntimeState::new(at(0));
         let s = derive(&st, &settings(), at(1));
         let conds = materialize(&s.conditions, &[], Some(3), &Time(Timestamp::UNIX_EPOCH));
-        let body = apply_body("det", &conds, &s).unwrap();
+        let beat = heartbeat(at(1), Some("det-detect-0"));
+        let body = apply_body("det", &conds, &s, &beat).unwrap();
         assert_eq!(body["kind"], "Detector");
         assert_eq!(body["metadata"]["name"], "det");
         let status = body["status"].as_object().unwrap();
         let keys: Vec<&str> = status.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            vec!["conditions", "model"],
+            vec!["conditions", "model", "worker"],
             "no replicas, no observedGeneration"
         );
         assert_eq!(status["conditions"][0]["observedGeneration"], 3);
+        assert_eq!(
+            status["worker"],
+            serde_json::json!({"heartbeatTime": "2023-11-14T22:13:21Z", "pod": "det-detect-0"})
+        );
         st.anomaly(&message());
         let s = derive(&st, &settings(), at(1));
-        let body = apply_body("det", &conds, &s).unwrap();
+        let body = apply_body("det", &conds, &s, &heartbeat(at(1), None)).unwrap();
+        assert_eq!(
+            body["status"]["worker"],
+            serde_json::json!({"heartbeatTime": "2023-11-14T22:13:21Z"})
+        );
         assert_eq!(
             body["status"]["lastAnomaly"]["topFeatures"][0]["feature"],
             "p99_latency"
@@ -845,6 +907,64 @@ mod tests {
         let types: Vec<&str> = conds.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, vec![MODEL_TRAINED, ANOMALY_ACTIVE]);
         assert!(model.is_none() && last.is_none());
+    }
+
+    #[test]
+    fn a_heartbeat_older_than_the_interval_or_missing_is_due() {
+        let with = |beat: Option<&str>| DetectorStatus {
+            worker: beat.map(|t| WorkerStatus {
+                heartbeat_time: Some(t.to_string()),
+                pod: None,
+            }),
+            ..DetectorStatus::default()
+        };
+        let written = rfc3339(at(100));
+        assert!(heartbeat_due(None, at(100)), "no status yet");
+        assert!(heartbeat_due(Some(&with(None)), at(100)), "never written");
+        assert!(heartbeat_due(Some(&with(Some("yesterday"))), at(100)));
+        assert!(!heartbeat_due(Some(&with(Some(&written))), at(100)));
+        assert!(!heartbeat_due(Some(&with(Some(&written))), at(159)));
+        assert!(
+            heartbeat_due(Some(&with(Some(&written))), at(160)),
+            "{HEARTBEAT:?} old"
+        );
+        assert!(
+            heartbeat_due(Some(&with(Some(&written))), at(99)),
+            "ahead of our clock"
+        );
+    }
+
+    #[test]
+    fn an_unchanged_status_is_applied_again_once_its_heartbeat_is_old() {
+        let st = RuntimeState::new(at(0));
+        let s = derive(&st, &settings(), at(1));
+        let conds = materialize(&s.conditions, &[], Some(1), &Time(Timestamp::UNIX_EPOCH));
+        let stored = |beat: i64| DetectorStatus {
+            conditions: conds.clone(),
+            model: Some(s.model.clone()),
+            worker: Some(heartbeat(at(beat), Some("p-0"))),
+            ..DetectorStatus::default()
+        };
+        assert!(
+            !needs_apply(Some(&stored(1)), &conds, &s, at(30)),
+            "fresh and same"
+        );
+        assert!(
+            needs_apply(Some(&stored(1)), &conds, &s, at(61)),
+            "heartbeat due"
+        );
+        let mut older = stored(1);
+        older.worker = None;
+        assert!(
+            needs_apply(Some(&older), &conds, &s, at(2)),
+            "no heartbeat yet"
+        );
+        // The operator marked the conditions Unknown meanwhile: the worker takes them back.
+        let mut silenced = stored(1);
+        silenced.conditions[0].status = "Unknown".into();
+        silenced.conditions[0].reason = "WorkerSilent".into();
+        assert!(needs_apply(Some(&silenced), &conds, &s, at(2)));
+        assert!(needs_apply(None, &conds, &s, at(2)));
     }
 
     #[test]

@@ -289,7 +289,7 @@ async fn main() {
     let env = StackEnv::load().unwrap_or_else(|e| panic!("{e}"));
     let n = var("BENCH_EVENTS", 1_000_000);
     let batch = var("BENCH_BATCH", 1000);
-    let concurrency = var("BENCH_CONCURRENCY", 8);
+    let concurrency = var("BENCH_CONCURRENCY", 32);
     let seconds = var("BENCH_SECONDS", 10);
     let rates: Vec<u64> = std::env::var("BENCH_RATES")
         .unwrap_or_else(|_| "10000,50000".into())
