@@ -420,6 +420,10 @@ pub struct ModelStatus {
     /// Warm-up progress, e.g. `7/12` windows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<String>,
+    /// False-positive labels in force: later anomalies of the same pattern on the same key
+    /// are recorded, not alerted (`helios.dev/feedback-<anomalyId>` annotations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressions: Option<i64>,
 }
 
 /// The most recent anomaly of a detector.

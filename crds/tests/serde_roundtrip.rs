@@ -132,6 +132,7 @@ fn statuses_round_trip() {
             threshold_rule: Some("alertBudget".into()),
             seasonality: Some("daily".into()),
             warmup: None,
+            suppressions: Some(1),
         }),
         last_anomaly: Some(LastAnomaly {
             time: "2026-11-24T10:05:00Z".into(),

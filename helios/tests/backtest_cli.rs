@@ -423,6 +423,121 @@ fn bad_lines_are_counted_and_skipped_and_progress_goes_to_stderr() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// 1 s windows of services `a` and `b` (15–24 events each) for `windows`; `spiking` services
+/// have 10× latency in the windows of `spike`.
+fn spiking_events(windows: std::ops::Range<i64>, spikes: &[(i64, &[&str])]) -> String {
+    let mut out = String::new();
+    for w in windows {
+        for (si, service) in ["a", "b"].iter().enumerate() {
+            let n = 15 + (w * 7 + si as i64 * 3) % 10;
+            for i in 0..n {
+                let base = 40.0 + ((w * 31 + i * 17 + si as i64 * 13) % 20) as f64;
+                let hit = spikes
+                    .iter()
+                    .any(|(at, who)| *at == w && who.contains(service));
+                let latency = if hit { base * 10.0 } else { base };
+                let ts = 1_700_000_000_000 + w * 1000 + i * 30;
+                out.push_str(&format!(
+                    "{{\"timestamp\":{ts},\"service\":\"{service}\",\"latency_ms\":{latency}}}\n"
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_false_positive_label_suppresses_its_pattern_on_its_key_in_the_replay() {
+    let dir = temp_dir("feedback");
+    std::fs::write(
+        dir.join("det.yaml"),
+        "pipelineRef: {name: p}\n\
+         window: {size: 1s, allowedLateness: 0s}\n\
+         features: [event_count, p99_latency]\n\
+         model: {trees: 50, threshold: -0.7, seed: 1}\n\
+         training: {warmupWindows: 20, retrainInterval: 1h, historyWindows: 100}\n\
+         alerting: {cooldown: 0s}\n",
+    )
+    .unwrap();
+    let spikes: [(i64, &[&str]); 6] = [
+        (40, &["a"]),
+        (41, &["a"]),
+        (42, &["a"]),
+        (60, &["a", "b"]),
+        (61, &["a", "b"]),
+        (62, &["a", "b"]),
+    ];
+    std::fs::write(dir.join("events.ndjson"), spiking_events(0..70, &spikes)).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "-f",
+            "det.yaml",
+            "--events",
+            "events.ndjson",
+            "--guard-after-windows",
+            "20",
+            "--quiet",
+        ];
+        args.extend(extra);
+        let out = helios(&dir, &args);
+        let (report, stderr) = text(&out);
+        assert!(out.status.success(), "{report}\n{stderr}");
+        let (header, rows) = table(&report, "fired");
+        let (key, start) = (column(&header, "key"), column(&header, "episode start"));
+        let alerts: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| (r[key].clone(), r[start].clone()))
+            .collect();
+        (report, alerts)
+    };
+    // Without feedback: a at 40, then a and b at 60.
+    let (_, before) = run(&[]);
+    let keys: Vec<&str> = before.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys.iter().filter(|k| **k == "a").count(), 2, "{before:?}");
+    assert_eq!(keys.iter().filter(|k| **k == "b").count(), 1, "{before:?}");
+    // The first alert of a labelled a false positive: a's repeat is gone, b's stays.
+    let first = &before[0];
+    assert_eq!(first.0, "a");
+    std::fs::write(
+        dir.join("feedback.jsonl"),
+        format!(
+            "{{\"key\":\"a\",\"start\":\"{}\",\"label\":\"false-positive\"}}\n",
+            first.1
+        ),
+    )
+    .unwrap();
+    let (report, after) = run(&["--feedback", "feedback.jsonl"]);
+    let keys: Vec<&str> = after.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["a", "b"], "{report}");
+    assert!(
+        report.contains("1 false positives applied when they fired, 1 later alerts"),
+        "{report}"
+    );
+    // A bad label is named.
+    std::fs::write(
+        dir.join("bad.jsonl"),
+        "{\"key\":\"a\",\"label\":\"nope\"}\n",
+    )
+    .unwrap();
+    let out = helios(
+        &dir,
+        &[
+            "backtest",
+            "-f",
+            "det.yaml",
+            "--events",
+            "events.ndjson",
+            "--feedback",
+            "bad.jsonl",
+        ],
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("bad.jsonl: line 1"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The Detector a team gets by default: five request features, nothing else set.
 const DEFAULT_DETECTOR: &str = "\
 pipelineRef: {name: shop}

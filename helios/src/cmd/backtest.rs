@@ -35,6 +35,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use helios_detect::config::DetectorConfig;
+use helios_detect::feedback::{Suppression, Suppressions};
 use helios_detect::pipeline::{Closing, Ingested, Pipeline};
 use helios_detection::alert::Severity;
 use helios_detection::engine::Guard;
@@ -46,6 +47,7 @@ use helios_traffic::score::{Alert, KeyRun, Scorer};
 
 use crate::cmd::detector_file::{self, DetectorFileError};
 
+mod feedback;
 mod report;
 mod topic;
 mod windows;
@@ -115,6 +117,11 @@ pub struct Args {
     /// `helios detect --guard-after-windows`; default: the same as `helios detect`.
     #[arg(long, value_name = "N")]
     guard_after_windows: Option<usize>,
+    /// Labels on earlier alerts (one JSON object per line: `key` and `start`, or `anomalyId`,
+    /// and `label`: `false-positive` or `confirmed`): a false positive suppresses its pattern on
+    /// its key from when it fires, as the worker does once its Detector is annotated.
+    #[arg(long, value_name = "FILE")]
+    feedback: Option<PathBuf>,
     /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
@@ -223,6 +230,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
         None => None,
     };
     let mut replay = Replay::new(pipeline, labels, args.from, args.to);
+    if let Some(path) = &args.feedback {
+        replay.feedback = Some(feedback::Feedback::load(path)?);
+    }
     if let Some(path) = &args.windows {
         replay.windows_out = Some(WindowsOut::create(path)?);
     }
@@ -408,6 +418,12 @@ struct Replay {
     feature_names: Vec<String>,
     /// Where `--windows` goes.
     windows_out: Option<WindowsOut>,
+    /// `--feedback`.
+    feedback: Option<feedback::Feedback>,
+    /// The suppressions the pipeline scores with (added as labelled alerts fire).
+    suppressions: Suppressions,
+    /// False positives applied, and the alerts they suppressed.
+    feedback_applied: (u64, u64),
 }
 
 impl Replay {
@@ -419,8 +435,12 @@ impl Replay {
     ) -> Self {
         let w = pipeline.config().window;
         let feature_names = pipeline.config().feature_names();
+        let suppressions = Suppressions::default();
         Self {
-            pipeline,
+            pipeline: pipeline.with_suppressions(suppressions.clone()),
+            feedback: None,
+            suppressions,
+            feedback_applied: (0, 0),
             labels,
             from,
             to,
@@ -664,6 +684,21 @@ impl Replay {
                     values: windows::values(&self.feature_names, &w.window.values),
                     incident: positive,
                 })?;
+            }
+        }
+        self.feedback_applied.1 += scored.suppressed.len() as u64;
+        for f in &scored.fired {
+            let Some(fb) = &self.feedback else { break };
+            let key = &f.alert.partition_key;
+            if fb.false_positive(&f.alert.id, key, f.alert.start_ms)
+                && let Some(lead) = f.explanation.contributions.first()
+                && self.suppressions.add(Suppression::new(
+                    &f.alert.id,
+                    key,
+                    (&lead.feature, lead.actual, lead.typical),
+                ))
+            {
+                self.feedback_applied.0 += 1;
             }
         }
         for f in scored

@@ -124,6 +124,10 @@ pub struct Args {
     /// `1h`.
     #[arg(long, env = "HELIOS_ALERTMANAGER_MAX_AGE")]
     pub alertmanager_max_age: Option<String>,
+    /// How often the Detector's feedback annotations (`helios.dev/feedback-<anomalyId>:
+    /// false-positive | confirmed`) are read (with the runtime status writer's client).
+    #[arg(long, env = "HELIOS_FEEDBACK_INTERVAL", default_value = "30s")]
+    pub feedback_interval: String,
     /// Longest a graceful shutdown waits for pending notifications.
     #[arg(long, env = "HELIOS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,

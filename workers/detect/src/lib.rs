@@ -19,6 +19,8 @@
 pub mod alertmanager;
 pub mod args;
 pub mod config;
+pub mod feedback;
+pub mod feedback_reader;
 pub mod http;
 pub mod kafka;
 pub mod kube_status;
@@ -181,6 +183,35 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     tracing::info!(detector = %cfg.id.id(), group = %cfg.id.group_id(), topic = %args.events_topic,
                    ?idle_close, "detector consuming");
     let (stop_status, stopped) = tokio::sync::watch::channel(false);
+    let suppressions = feedback::Suppressions::default();
+    let labelled: Vec<feedback::Suppression> = store
+        .false_positives(&cfg.pipeline)
+        .await?
+        .iter()
+        .filter_map(feedback::Suppression::of)
+        .collect();
+    status.update(|s| s.feedback(labelled.len()));
+    suppressions.replace(labelled);
+    if let Some(client) = &kube {
+        let interval =
+            helios_crds::common::parse_duration(&args.feedback_interval).map_err(|source| {
+                ConfigError::Duration {
+                    field: "HELIOS_FEEDBACK_INTERVAL",
+                    source,
+                }
+            })?;
+        let reader = feedback_reader::FeedbackReader {
+            api: kube::Api::namespaced(client.clone(), &cfg.id.namespace),
+            name: cfg.id.name.clone(),
+            store: store.clone(),
+            pipeline: cfg.pipeline.clone(),
+            suppressions: suppressions.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            interval: interval.max(Duration::from_millis(100)),
+        };
+        tasks.spawn(reader.run(stop_status.subscribe()));
+    }
     let writer = kube.map(|client| {
         tracing::info!(detector = %cfg.id.id(), "writing the runtime status to the Detector");
         let w = kube_status::StatusWriter::new(
@@ -207,6 +238,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         restore_limit,
         status,
         score_keys: args.score_metrics_keys,
+        suppressions,
     };
     let result = worker.run(shutdown).await;
     ready.store(false, Ordering::Relaxed);

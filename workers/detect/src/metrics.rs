@@ -46,6 +46,10 @@ pub struct Metrics {
     pub alertmanager_posts: IntCounterVec,
     /// Alerts this worker keeps firing in Alertmanager.
     pub alertmanager_firing: IntGauge,
+    /// Feedback labels on this detector's anomalies, by label.
+    pub feedback_labels: IntGaugeVec,
+    /// Anomalies a false-positive label kept from alerting.
+    pub anomalies_suppressed: IntCounter,
 }
 
 impl Metrics {
@@ -151,6 +155,19 @@ impl Metrics {
             "helios_detect_alertmanager_firing",
             "Alerts this worker keeps firing in Alertmanager",
         )?;
+        let feedback_labels = IntGaugeVec::new(
+            Opts::new(
+                "helios_detect_feedback_labels",
+                "Feedback labels on this detector's anomalies, by label",
+            ),
+            &["label"],
+        )?;
+        let anomalies_suppressed = IntCounter::new(
+            "helios_detect_anomalies_suppressed_total",
+            "Anomalies a false-positive label kept from alerting",
+        )?;
+        registry.register(Box::new(feedback_labels.clone()))?;
+        registry.register(Box::new(anomalies_suppressed.clone()))?;
         registry.register(Box::new(alertmanager_posts.clone()))?;
         registry.register(Box::new(alertmanager_firing.clone()))?;
         registry.register(Box::new(events.clone()))?;
@@ -170,6 +187,8 @@ impl Metrics {
         registry.register(Box::new(score_max.clone()))?;
         registry.register(Box::new(keys.clone()))?;
         Ok(Self {
+            feedback_labels,
+            anomalies_suppressed,
             alertmanager_posts,
             alertmanager_firing,
             registry,

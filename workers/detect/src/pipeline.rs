@@ -23,6 +23,7 @@ use helios_detection::forest::IsolationForest;
 use helios_detection::window::ClosedWindow;
 
 use crate::config::DetectorConfig;
+use crate::feedback::Suppressions;
 use crate::offsets::needed_bound;
 use crate::windows::KeyedWindows;
 
@@ -112,6 +113,17 @@ pub struct ResolvedAnomaly {
     pub end_ms: i64,
 }
 
+/// An alert a false-positive label suppressed (recorded in the windows, never notified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuppressedAnomaly {
+    /// The alert id it would have had.
+    pub alert_id: String,
+    /// Partition key.
+    pub key: String,
+    /// The labelled anomaly whose suppression covered it.
+    pub by: String,
+}
+
 /// A freshly (re)trained model of one key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSnapshot {
@@ -135,6 +147,8 @@ pub struct Scored {
     pub fired: Vec<FiredAnomaly>,
     /// Ended alerts.
     pub resolved: Vec<ResolvedAnomaly>,
+    /// Alerts suppressed by feedback.
+    pub suppressed: Vec<SuppressedAnomaly>,
     /// Models trained during the batch.
     pub models: Vec<ModelSnapshot>,
     /// Windows dropped because they were emitted before (replay, idle close).
@@ -176,6 +190,7 @@ pub struct TrainingProgress {
 /// The detector's in-memory state.
 pub struct Pipeline {
     cfg: DetectorConfig,
+    suppressions: Suppressions,
     windows: KeyedWindows,
     core: DetectorCore,
     keys: HashMap<String, KeyProgress>,
@@ -191,12 +206,19 @@ impl Pipeline {
         let core = DetectorCore::new(cfg.core.clone())?;
         Ok(Self {
             cfg,
+            suppressions: Suppressions::default(),
             windows,
             core,
             keys: HashMap::new(),
             last_values: HashMap::new(),
             max_ts: None,
         })
+    }
+
+    /// Scores with the false-positive suppressions in `s` (shared: added ones apply at once).
+    pub fn with_suppressions(mut self, s: Suppressions) -> Self {
+        self.suppressions = s;
+        self
     }
 
     /// The configuration.
@@ -372,7 +394,19 @@ impl Pipeline {
         let model_version = verdict.model_version;
         match verdict.transition {
             Transition::Fired(alert) => {
-                if let Some(explanation) = verdict.explanation {
+                let covered = verdict.explanation.as_ref().and_then(|e| {
+                    let lead = e.contributions.first()?;
+                    self.suppressions
+                        .covering(key, (&lead.feature, lead.actual, lead.typical))
+                });
+                if let Some(by) = covered {
+                    tracing::info!(key, id = %alert.id, %by, "anomaly suppressed by feedback");
+                    out.suppressed.push(SuppressedAnomaly {
+                        alert_id: alert.id,
+                        key: key.to_string(),
+                        by,
+                    });
+                } else if let Some(explanation) = verdict.explanation {
                     out.fired.push(FiredAnomaly {
                         alert,
                         explanation,
@@ -488,9 +522,69 @@ mod tests {
         all.windows.extend(s.windows);
         all.fired.extend(s.fired);
         all.resolved.extend(s.resolved);
+        all.suppressed.extend(s.suppressed);
         all.models.extend(s.models);
         all.skipped += s.skipped;
         all
+    }
+
+    /// Windows `windows` of `a` and `b` (15–24 events each), `spiking` with 10× latency in
+    /// `spike`.
+    fn events_of(windows: std::ops::Range<i64>, spike: &[i64], spiking: &[&str]) -> Vec<Event> {
+        let mut out = Vec::new();
+        for w in windows {
+            for (si, s) in ["a", "b"].iter().enumerate() {
+                let n = 15 + (tests_support::noise(w, 0, si as i64) * 10.0) as i64;
+                for i in 0..n {
+                    let base = 40.0 + 20.0 * tests_support::noise(w, i + 1, si as i64);
+                    let hit = spiking.contains(s) && spike.contains(&w);
+                    out.push(event(
+                        s,
+                        w * 1000 + i * 30,
+                        if hit { base * 10.0 } else { base },
+                    ));
+                }
+            }
+        }
+        out.sort_by_key(|e| e.timestamp_ms);
+        out
+    }
+
+    #[test]
+    fn a_false_positive_suppresses_its_pattern_on_its_key_and_not_on_another() {
+        let cfg = config(serde_json::json!({}));
+        let suppressions = Suppressions::default();
+        let mut p = Pipeline::new(cfg)
+            .unwrap()
+            .with_suppressions(suppressions.clone());
+        let first = run(&mut p, &events_of(0..48, &[40, 41, 42], &["a"]), false);
+        assert_eq!(first.fired.len(), 1, "{:?}", first.fired);
+        let f = &first.fired[0];
+        let lead = &f.explanation.contributions[0];
+        // The team labels it a false positive.
+        assert!(suppressions.add(crate::feedback::Suppression::new(
+            &f.alert.id,
+            "a",
+            (&lead.feature, lead.actual, lead.typical),
+        )));
+        // The same spike again on `a` and, for the first time, on `b`.
+        let again = run(&mut p, &events_of(48..70, &[60, 61, 62], &["a", "b"]), true);
+        let fired: Vec<&str> = again
+            .fired
+            .iter()
+            .map(|f| f.alert.partition_key.as_str())
+            .collect();
+        assert_eq!(fired, ["b"], "a's repeat suppressed, b alerts");
+        assert_eq!(again.suppressed.len(), 1, "{:?}", again.suppressed);
+        assert_eq!(again.suppressed[0].key, "a");
+        assert_eq!(again.suppressed[0].by, f.alert.id);
+        assert!(
+            again
+                .windows
+                .iter()
+                .any(|w| w.key == "a" && w.window.start_ms == 60_000 && w.window.anomalous),
+            "the repeat is still flagged"
+        );
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub struct RuntimeState {
     pub anomalous: BTreeMap<String, KeyAnomaly>,
     /// The most recent anomaly (seeded from the object's status at start).
     pub last_anomaly: Option<LastAnomaly>,
+    /// False-positive suppressions in force.
+    pub suppressions: usize,
 }
 
 impl RuntimeState {
@@ -111,7 +113,13 @@ impl RuntimeState {
             trained_at: None,
             anomalous: BTreeMap::new(),
             last_anomaly: None,
+            suppressions: 0,
         }
+    }
+
+    /// The false-positive suppressions now in force.
+    pub fn feedback(&mut self, suppressions: usize) {
+        self.suppressions = suppressions;
     }
 
     /// A selected event was consumed.
@@ -314,6 +322,7 @@ fn model(state: &RuntimeState, warmup_windows: usize) -> (Desired, ModelStatus) 
             threshold_rule: None,
             seasonality: None,
             warmup: Some(warmup),
+            suppressions: suppressions(state),
         };
         return (cond, model);
     }
@@ -335,6 +344,12 @@ fn model(state: &RuntimeState, warmup_windows: usize) -> (Desired, ModelStatus) 
     if let Some((period, span_ms)) = t.seasonality {
         message.push_str(&format!("; {}", seasonality_note(period, span_ms)));
     }
+    if state.suppressions > 0 {
+        message.push_str(&format!(
+            "; {} false-positive label(s) suppress their pattern",
+            state.suppressions
+        ));
+    }
     let cond = Desired::new(MODEL_TRAINED, "True", "Trained", message);
     let model = ModelStatus {
         version,
@@ -343,8 +358,14 @@ fn model(state: &RuntimeState, warmup_windows: usize) -> (Desired, ModelStatus) 
         threshold_rule: t.threshold_rule.map(str::to_string),
         seasonality: t.seasonality.map(|(p, _)| p.as_str().to_string()),
         warmup: None,
+        suppressions: suppressions(state),
     };
     (cond, model)
+}
+
+/// `status.model.suppressions`: the count when any is in force.
+fn suppressions(state: &RuntimeState) -> Option<i64> {
+    (state.suppressions > 0).then(|| i64::try_from(state.suppressions).unwrap_or(i64::MAX))
 }
 
 /// What the seasonal baseline covers, for the `ModelTrained` message.

@@ -256,6 +256,55 @@ impl Store {
         self.anomalies(pipeline, "NOT resolved").await
     }
 
+    /// Anomalies labelled false positives (their suppressions), oldest first.
+    pub async fn false_positives(&self, pipeline: &str) -> Result<Vec<AnomalyMessage>, StoreError> {
+        self.anomalies(pipeline, "feedback = 'false-positive'")
+            .await
+    }
+
+    /// Records `label` (`None`: the label was withdrawn) on the anomaly `anomaly_id`; whether
+    /// this detector has that anomaly.
+    pub async fn set_feedback(
+        &self,
+        anomaly_id: &str,
+        label: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE helios.anomalies SET feedback = $3, \
+               feedback_at = CASE WHEN $3::text IS NULL THEN NULL ELSE now() END \
+             WHERE detector = $1 AND anomaly_id = $2 AND feedback IS DISTINCT FROM $3",
+        )
+        .bind(&self.detector)
+        .bind(anomaly_id)
+        .bind(label)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let known: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM helios.anomalies WHERE detector = $1 AND anomaly_id = $2",
+        )
+        .bind(&self.detector)
+        .bind(anomaly_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(known > 0)
+    }
+
+    /// Withdraws every label of this detector but those on `ids`.
+    pub async fn clear_feedback_except(&self, ids: &[String]) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE helios.anomalies SET feedback = NULL, feedback_at = NULL \
+             WHERE detector = $1 AND feedback IS NOT NULL AND NOT (anomaly_id = ANY($2))",
+        )
+        .bind(&self.detector)
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// This detector's enforced anomalies matching `condition` (a fixed SQL predicate).
     async fn anomalies(
         &self,

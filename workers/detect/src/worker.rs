@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use crate::Error;
 use crate::alertmanager::AlertEvent;
 use crate::config::DetectorConfig;
+use crate::feedback::Suppressions;
 use crate::kafka::{EventsConsumer, OffsetsProbe, OffsetsReport, commit};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
@@ -84,6 +85,8 @@ pub struct Worker {
     pub status: StatusHandle,
     /// Keys exported with a `key` label on the score metrics.
     pub score_keys: usize,
+    /// False-positive suppressions (kept in step with the Detector's feedback annotations).
+    pub suppressions: Suppressions,
 }
 
 struct LoopState {
@@ -182,7 +185,7 @@ impl Worker {
     /// Consumes until `shutdown` resolves, then commits what is durable.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let mut st = LoopState {
-            pipeline: Pipeline::new(self.cfg.clone())?,
+            pipeline: Pipeline::new(self.cfg.clone())?.with_suppressions(self.suppressions.clone()),
             tracker: OffsetTracker::new(),
             clocks: PartitionClocks::new(self.rules()),
             generation: u64::MAX,
@@ -280,7 +283,7 @@ impl Worker {
         }
         tracing::info!(generation, "new assignment: resetting in-memory state");
         st.generation = generation;
-        st.pipeline = Pipeline::new(self.cfg.clone())?;
+        st.pipeline = Pipeline::new(self.cfg.clone())?.with_suppressions(self.suppressions.clone());
         st.tracker = OffsetTracker::new();
         st.clocks = PartitionClocks::new(self.rules());
         st.closed = None;
@@ -449,6 +452,9 @@ impl Worker {
             self.metrics.windows.with_label_values(&[state]).inc();
         }
         self.metrics.windows_skipped.inc_by(scored.skipped as u64);
+        self.metrics
+            .anomalies_suppressed
+            .inc_by(scored.suppressed.len() as u64);
         st.tracker.closed_through(closing.bound);
         let training = st.pipeline.training();
         for w in &scored.windows {

@@ -10,24 +10,17 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{create_topics, events, free_port, produce, producer, spec_json as spec, stack};
+use common::{
+    create_topics, events, free_port, kube_client, produce, producer, spec_json as spec, stack,
+};
 use helios_crds::{Detector, DetectorSpec};
 use helios_detect::Args;
 use helios_detect::args::KubeStatusMode;
-use helios_e2e::StackEnv;
 use helios_e2e::kubectl::Kubectl;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, Resource};
 use tokio::sync::oneshot;
-
-async fn kube_client(env: &StackEnv) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(env.get("KUBECONFIG").unwrap()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
 
 /// The status as a test failure shows it.
 fn describe(d: &Detector) -> String {

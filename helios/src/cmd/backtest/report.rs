@@ -65,6 +65,16 @@ impl Replay {
                 ""
             }
         );
+        if let Some(fb) = &self.feedback {
+            let _ = writeln!(
+                out,
+                "Feedback: {} labels; {} false positives applied when they fired, {} later \
+                 alerts of their pattern suppressed.",
+                fb.len(),
+                self.feedback_applied.0,
+                self.feedback_applied.1
+            );
+        }
         if !c.bad_shown.is_empty() {
             let _ = writeln!(
                 out,

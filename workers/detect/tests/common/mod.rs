@@ -168,6 +168,15 @@ pub fn spec() -> String {
     spec_json().to_string()
 }
 
+/// A client of the stack's API server (its admin kubeconfig).
+pub async fn kube_client(env: &StackEnv) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(env.get("KUBECONFIG").unwrap()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -222,6 +231,7 @@ pub fn args(
         alertmanager_ca: None,
         alertmanager_resend: None,
         alertmanager_max_age: None,
+        feedback_interval: "1s".into(),
     }
 }
 
