@@ -2,6 +2,7 @@
 
 use crate::alertmanager::AlertmanagerSpec;
 use crate::common::{Duration, Feature, Severity};
+use crate::maintenance::MaintenanceWindow;
 use crate::placement::Placement;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
@@ -299,6 +300,11 @@ pub struct AlertingSpec {
     /// The Alertmanager anomalies page through (unset: none; `DryRun` never pages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertmanager: Option<AlertmanagerSpec>,
+    /// Maintenance windows: their anomalies are recorded (windows flagged) but never notified,
+    /// and their windows stay out of training.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub maintenance: Vec<MaintenanceWindow>,
 }
 
 /// How often a detector may alert per key on healthy traffic.
@@ -329,6 +335,7 @@ impl Default for AlertingSpec {
             floors: BTreeMap::new(),
             budget: AlertBudget::default(),
             alertmanager: None,
+            maintenance: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod common;
 pub mod conditions;
 pub mod detector;
 pub mod generate;
+pub mod maintenance;
 pub mod pipeline;
 pub mod placement;
 

@@ -119,6 +119,23 @@ fn cases() -> Vec<Case> {
             expect: &["spec.alerting.alertmanager.basicAuth", "not both"],
         },
         Case {
+            name: "maintenance window in both forms",
+            base: None,
+            bad: format!(
+                "{DETECTOR}  alerting:\n    maintenance:\n    - {{start: \"2026-12-12T02:00:00Z\", \
+                 end: \"2026-12-12T04:00:00Z\", from: \"01:00\", to: \"02:00\"}}\n"
+            ),
+            expect: &["spec.alerting.maintenance[0].start", "either start and end"],
+        },
+        Case {
+            name: "maintenance time of day not HH:MM",
+            base: None,
+            bad: format!(
+                "{DETECTOR}  alerting:\n    maintenance:\n    - {{from: 2am, to: \"03:00\"}}\n"
+            ),
+            expect: &["spec.alerting.maintenance[0].from"],
+        },
+        Case {
             name: "hop > size",
             base: None,
             bad: format!("{DETECTOR}  window: {{size: 5m, hop: 10m}}\n"),

@@ -95,6 +95,8 @@ pub struct DetectorConfig {
     pub core: CoreConfig,
     /// Where anomalies page (`spec.alerting.alertmanager`; credentials come from env).
     pub alertmanager: Option<helios_crds::alertmanager::AlertmanagerSpec>,
+    /// When anomalies are recorded but not notified, and windows not learnt.
+    pub maintenance: crate::maintenance::Maintenance,
 }
 
 /// Default range guard: the robust z an out-of-range value must reach.
@@ -135,6 +137,7 @@ impl DetectorConfig {
             metrics,
             core,
             alertmanager: spec.alerting.alertmanager.clone(),
+            maintenance: crate::maintenance::Maintenance::from_spec(&spec.alerting.maintenance)?,
             id,
         })
     }

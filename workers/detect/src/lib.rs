@@ -24,6 +24,7 @@ pub mod feedback_reader;
 pub mod http;
 pub mod kafka;
 pub mod kube_status;
+pub mod maintenance;
 pub mod metrics;
 pub mod notifier;
 pub mod offsets;

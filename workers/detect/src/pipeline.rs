@@ -120,7 +120,7 @@ pub struct SuppressedAnomaly {
     pub alert_id: String,
     /// Partition key.
     pub key: String,
-    /// The labelled anomaly whose suppression covered it.
+    /// The labelled anomaly whose suppression covered it, or `maintenance:<window>`.
     pub by: String,
 }
 
@@ -316,13 +316,16 @@ impl Pipeline {
             if progress.last_start.is_some_and(|l| w.start_ms <= l) {
                 continue;
             }
-            let stored = StoredVerdict {
-                score: w.score,
-                anomalous: w.anomalous,
-                drivers: w.drivers.clone(),
-            };
-            self.core
-                .restore(key, w.start_ms, w.end_ms, &w.values, &stored)?;
+            // A maintenance window was never learnt: it is not relearnt either.
+            if self.cfg.maintenance.covering(key, w.start_ms).is_none() {
+                let stored = StoredVerdict {
+                    score: w.score,
+                    anomalous: w.anomalous,
+                    drivers: w.drivers.clone(),
+                };
+                self.core
+                    .restore(key, w.start_ms, w.end_ms, &w.values, &stored)?;
+            }
             if let Some(m) = self.core.model(key)
                 && m.version() == 0
             {
@@ -382,7 +385,15 @@ impl Pipeline {
             }
         }
         self.last_values.insert(key.to_string(), values.clone());
-        let verdict = self.core.observe(key, start_ms, end_ms, &values)?;
+        let muted = self
+            .cfg
+            .maintenance
+            .covering(key, start_ms)
+            .map(str::to_string);
+        let verdict = match &muted {
+            Some(_) => self.core.observe_muted(key, start_ms, end_ms, &values)?,
+            None => self.core.observe(key, start_ms, end_ms, &values)?,
+        };
         let window = StoredWindow {
             start_ms,
             end_ms,
@@ -399,7 +410,14 @@ impl Pipeline {
                     self.suppressions
                         .covering(key, (&lead.feature, lead.actual, lead.typical))
                 });
-                if let Some(by) = covered {
+                if let Some(name) = muted {
+                    tracing::info!(key, id = %alert.id, window = %name, "anomaly in a maintenance window");
+                    out.suppressed.push(SuppressedAnomaly {
+                        alert_id: alert.id,
+                        key: key.to_string(),
+                        by: format!("maintenance:{name}"),
+                    });
+                } else if let Some(by) = covered {
                     tracing::info!(key, id = %alert.id, %by, "anomaly suppressed by feedback");
                     out.suppressed.push(SuppressedAnomaly {
                         alert_id: alert.id,
@@ -584,6 +602,38 @@ mod tests {
                 .iter()
                 .any(|w| w.key == "a" && w.window.start_ms == 60_000 && w.window.anomalous),
             "the repeat is still flagged"
+        );
+    }
+
+    #[test]
+    fn a_maintenance_window_records_without_alerting_or_learning() {
+        // Windows 40-42 of a are in maintenance (absolute times in epoch ms 40 000-43 000).
+        let muted = config(
+            serde_json::json!({"alerting": {"cooldown": "0s", "maintenance": [
+                {"name": "deploy", "start": "1970-01-01T00:00:40Z", "end": "1970-01-01T00:00:43Z",
+                 "keys": ["a"]}
+            ]}}),
+        );
+        let mut p = Pipeline::new(muted).unwrap();
+        let out = run(&mut p, &events_of(0..70, &[40, 41, 42, 60], &["a"]), true);
+        let fired: Vec<i64> = out.fired.iter().map(|f| f.alert.start_ms).collect();
+        assert_eq!(
+            fired,
+            [60_000],
+            "only the spike after the maintenance window alerts"
+        );
+        // Each muted window is judged afresh (no episode carries over): one record per spike.
+        assert_eq!(out.suppressed.len(), 3, "{:?}", out.suppressed);
+        assert!(
+            out.suppressed
+                .iter()
+                .all(|x| x.by == "maintenance:deploy" && x.key == "a")
+        );
+        assert!(
+            out.windows
+                .iter()
+                .any(|w| w.key == "a" && w.window.start_ms == 41_000 && w.window.anomalous),
+            "maintenance windows are still scored and flagged"
         );
     }
 

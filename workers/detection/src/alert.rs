@@ -260,7 +260,31 @@ pub struct AlertState {
     episodes: BTreeMap<String, Episode>,
 }
 
+/// A key's episode state set aside by [`AlertState::hold`].
+#[derive(Debug, Clone)]
+pub struct Held(Option<Episode>);
+
 impl AlertState {
+    /// Sets aside `partition_key`'s episode state, to be put back by [`AlertState::release`]
+    /// (what happens in between leaves no trace).
+    pub fn hold(&self, partition_key: &str) -> Held {
+        let fp = fingerprint(&self.policy.detector_id, partition_key, &self.features);
+        Held(self.episodes.get(&fp).cloned())
+    }
+
+    /// Puts back what [`AlertState::hold`] set aside.
+    pub fn release(&mut self, partition_key: &str, held: Held) {
+        let fp = fingerprint(&self.policy.detector_id, partition_key, &self.features);
+        match held.0 {
+            Some(e) => {
+                self.episodes.insert(fp, e);
+            }
+            None => {
+                self.episodes.remove(&fp);
+            }
+        }
+    }
+
     /// Creates the state for a policy over the detector's feature set.
     pub fn new<S: AsRef<str>>(policy: AlertPolicy, features: &[S]) -> Self {
         Self {

@@ -339,6 +339,31 @@ impl DetectorCore {
         })
     }
 
+    /// Scores one window of `key` as [`DetectorCore::observe`] does, then puts the key's model
+    /// and alert state back as they were: a maintenance window is judged (its verdict says
+    /// what would have fired) but nothing of it is learnt or carried into the next window.
+    pub fn observe_muted(
+        &mut self,
+        key: &str,
+        start_ms: i64,
+        end_ms: i64,
+        values: &[f64],
+    ) -> Result<Verdict, DetectionError> {
+        let model = self.keys.get(key).cloned();
+        let held = self.alerts.hold(key);
+        let verdict = self.observe(key, start_ms, end_ms, values);
+        match model {
+            Some(m) => {
+                self.keys.insert(key.to_string(), m);
+            }
+            None => {
+                self.keys.remove(key);
+            }
+        }
+        self.alerts.release(key, held);
+        verdict
+    }
+
     /// Rebuilds a key after a restart: the model learns the stored values, the alert state
     /// replays the stored verdict.
     pub fn restore(

@@ -314,6 +314,58 @@ fn the_alert_budget_holds_on_two_clean_weeks_and_a_spike_still_pages() {
 }
 
 #[test]
+fn a_muted_window_is_judged_but_leaves_no_trace() {
+    // Two cores see the same 700 windows; one also sees a muted spike in between: every later
+    // score, the history and the alert state are the same as without it.
+    let series = |r: &mut SplitMix64| 10.0 + gauss(r);
+    let mut plain = core(&["x"], Algorithm::RobustForest, BUDGET);
+    let mut muted = core(&["x"], Algorithm::RobustForest, BUDGET);
+    let (mut r1, mut r2) = (SplitMix64::new(9), SplitMix64::new(9));
+    for i in 0..600 {
+        let (a, b) = (series(&mut r1), series(&mut r2));
+        plain
+            .observe("k", i * STEP, (i + 1) * STEP, &[a])
+            .expect("observe");
+        muted
+            .observe("k", i * STEP, (i + 1) * STEP, &[b])
+            .expect("observe");
+    }
+    let judged = muted
+        .observe_muted("k", 600 * STEP, 601 * STEP, &[60.0])
+        .expect("observe");
+    assert!(
+        judged.anomalous,
+        "the muted spike is still judged anomalous"
+    );
+    assert!(matches!(
+        judged.transition,
+        crate::alert::Transition::Fired(_)
+    ));
+    let later: Vec<(Option<f64>, Option<f64>)> = (601..700)
+        .map(|i| {
+            let (a, b) = (series(&mut r1), series(&mut r2));
+            let p = plain
+                .observe("k", i * STEP, (i + 1) * STEP, &[a])
+                .expect("observe");
+            let m = muted
+                .observe("k", i * STEP, (i + 1) * STEP, &[b])
+                .expect("observe");
+            (p.score, m.score)
+        })
+        .collect();
+    assert!(later.iter().all(|(p, m)| p == m), "{later:?}");
+    assert_eq!(
+        plain.key_status("k").map(|s| s.history),
+        muted.key_status("k").map(|s| s.history)
+    );
+    // A muted window of a key never seen leaves no key behind.
+    muted
+        .observe_muted("new", 0, STEP, &[1.0])
+        .expect("observe");
+    assert!(muted.key_status("new").is_none());
+}
+
+#[test]
 fn scores_do_not_depend_on_the_threshold() {
     // What makes a threshold sweep over stored scores exact.
     let run = |rule| {
