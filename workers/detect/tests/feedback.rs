@@ -164,14 +164,23 @@ async fn a_false_positive_label_silences_its_pattern_on_its_key_only() {
     )
     .await
     .unwrap();
+    // The row first, then the gauge: both in the same read of the annotations.
     wait_for(
         "the confirmation taken in",
         Duration::from_secs(30),
-        || async { label_of(&s.pool, &detector, &cart).await.as_deref() == Some("confirmed") },
+        || async {
+            label_of(&s.pool, &detector, &cart).await.as_deref() == Some("confirmed")
+                && metric(port, "helios_detect_feedback_labels{label=\"confirmed\"}").await
+                    == Some(1.0)
+        },
     )
     .await;
     assert_eq!(
-        metric(port, "helios_detect_feedback_labels{label=\"confirmed\"}").await,
+        metric(
+            port,
+            "helios_detect_feedback_labels{label=\"false-positive\"}"
+        )
+        .await,
         Some(1.0)
     );
     worker.stop().await;
