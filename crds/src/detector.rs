@@ -68,6 +68,12 @@ pub struct DetectorSpec {
     /// Where the detector pods run (node selector, tolerations, affinity, host network).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// How many keys per detector pod get their own score series on `/metrics`
+    /// (`helios_detect_score{key}` …: those with the highest recent score; default 10, 0 exports
+    /// only the aggregates) — bounded cardinality whatever the number of keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub score_metrics_keys: Option<u32>,
 }
 
 /// A reference to the AnomalyPipeline in the same namespace.

@@ -87,9 +87,10 @@ pub struct Args {
     pub report_max_per_hour: u32,
     /// Keys exported with a `key` label on the score metrics (`helios_detect_score`,
     /// `_threshold`, `_model_age_seconds`, `_model_training_windows`): those with the highest
-    /// score over their last 12 windows; 0 exports only the aggregates.
-    #[arg(long, env = "HELIOS_SCORE_METRICS_KEYS", default_value_t = crate::score_board::DEFAULT_TOP_KEYS)]
-    pub score_metrics_keys: usize,
+    /// score over their last 12 windows; 0 exports only the aggregates. Default: the Detector's
+    /// `spec.scoreMetricsKeys`, else 10.
+    #[arg(long, env = "HELIOS_SCORE_METRICS_KEYS")]
+    pub score_metrics_keys: Option<usize>,
     /// Alertmanager base URL(s) (`http(s)://host:9093`, comma-separated for an HA cluster:
     /// each gets every alert); unset: the Detector's `spec.alerting.alertmanager`, if any.
     #[arg(

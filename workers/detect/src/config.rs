@@ -97,6 +97,8 @@ pub struct DetectorConfig {
     pub alertmanager: Option<helios_crds::alertmanager::AlertmanagerSpec>,
     /// When anomalies are recorded but not notified, and windows not learnt.
     pub maintenance: crate::maintenance::Maintenance,
+    /// Keys with their own score series (`spec.scoreMetricsKeys`; `None`: the default).
+    pub score_metrics_keys: Option<usize>,
 }
 
 /// Default range guard: the robust z an out-of-range value must reach.
@@ -138,6 +140,7 @@ impl DetectorConfig {
             core,
             alertmanager: spec.alerting.alertmanager.clone(),
             maintenance: crate::maintenance::Maintenance::from_spec(&spec.alerting.maintenance)?,
+            score_metrics_keys: spec.score_metrics_keys.map(|n| n as usize),
             id,
         })
     }
@@ -376,10 +379,12 @@ mod tests {
             "training": {"warmupWindows": 10, "retrainInterval": "10m", "historyWindows": 500},
             "alerting": {"mode": "DryRun", "minConsecutiveWindows": 2, "cooldown": "5m",
                          "floors": {"p99_latency": 200.0},
-                         "severityBands": [{"severity": "Critical", "minScore": 0.8}]}
+                         "severityBands": [{"severity": "Critical", "minScore": 0.8}]},
+            "scoreMetricsKeys": 25
         }));
         let c = DetectorConfig::from_spec(&s, id()).unwrap();
         assert_eq!(c.pipeline, "checkout-events");
+        assert_eq!(c.score_metrics_keys, Some(25));
         assert_eq!(
             c.window,
             WindowConfig {

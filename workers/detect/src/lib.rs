@@ -226,6 +226,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         tokio::spawn(w.run(stopped))
     });
     ready.store(true, Ordering::Relaxed);
+    let cfg_score_keys = cfg.score_metrics_keys;
     let worker = worker::Worker {
         cfg,
         consumer: Arc::new(consumer),
@@ -238,7 +239,10 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         idle_close,
         restore_limit,
         status,
-        score_keys: args.score_metrics_keys,
+        score_keys: args
+            .score_metrics_keys
+            .or(cfg_score_keys)
+            .unwrap_or(score_board::DEFAULT_TOP_KEYS),
         suppressions,
     };
     let result = worker.run(shutdown).await;

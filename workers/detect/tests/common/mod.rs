@@ -220,7 +220,7 @@ pub fn args(
         report_cooldown: "15m".into(),
         report_max_per_hour: 20,
         shutdown_timeout_secs: 10,
-        score_metrics_keys: helios_detect::score_board::DEFAULT_TOP_KEYS,
+        score_metrics_keys: None,
         kube_status: helios_detect::args::KubeStatusMode::Off,
         kubeconfig: None,
         alertmanager_urls: vec![],
