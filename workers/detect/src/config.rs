@@ -161,6 +161,12 @@ impl DetectorConfig {
     }
 }
 
+/// A worker flag's duration (`30s`, `5m`, …), a parse error naming `field`.
+pub fn flag_duration(field: &'static str, text: &str) -> Result<std::time::Duration, ConfigError> {
+    helios_crds::common::parse_duration(text)
+        .map_err(|source| ConfigError::Duration { field, source })
+}
+
 fn millis(field: &'static str, d: &helios_crds::Duration) -> Result<i64, ConfigError> {
     let std = d
         .parse()

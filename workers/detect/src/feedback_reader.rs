@@ -78,15 +78,34 @@ impl FeedbackReader {
                 .with_label_values(&[label.as_str()])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        let fps = self
-            .store
-            .false_positives(&self.pipeline)
-            .await
-            .map_err(|e| e.to_string())?;
-        let all: Vec<Suppression> = fps.iter().filter_map(Suppression::of).collect();
-        let n = all.len();
-        self.suppressions.replace(all);
-        self.status.update(|s| s.feedback(n));
+        reload(
+            &self.store,
+            &self.pipeline,
+            &self.suppressions,
+            &self.status,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         Ok(())
     }
+}
+
+/// Puts the suppressions of the stored false positives in force and shows their count in the
+/// status; how many there are.
+pub async fn reload(
+    store: &Store,
+    pipeline: &str,
+    suppressions: &Suppressions,
+    status: &StatusHandle,
+) -> Result<usize, crate::store::StoreError> {
+    let all: Vec<Suppression> = store
+        .false_positives(pipeline)
+        .await?
+        .iter()
+        .filter_map(Suppression::of)
+        .collect();
+    let n = all.len();
+    suppressions.replace(all);
+    status.update(|s| s.feedback(n));
+    Ok(n)
 }

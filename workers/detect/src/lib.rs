@@ -100,12 +100,7 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
         cfg.apply_guard_wait(n);
     }
     let idle_close = match &args.idle_close {
-        Some(text) => {
-            helios_crds::common::parse_duration(text).map_err(|source| ConfigError::Duration {
-                field: "HELIOS_DETECT_IDLE_CLOSE",
-                source,
-            })?
-        }
+        Some(text) => config::flag_duration("HELIOS_DETECT_IDLE_CLOSE", text)?,
         None => worker::default_quiet_wait(&cfg.window),
     };
     let metrics = metrics::Metrics::new()?;
@@ -184,23 +179,12 @@ pub async fn serve(args: Args, shutdown: impl Future<Output = ()>) -> Result<(),
     tracing::info!(detector = %cfg.id.id(), group = %cfg.id.group_id(), topic = %args.events_topic,
                    ?idle_close, "detector consuming");
     let (stop_status, stopped) = tokio::sync::watch::channel(false);
+    // The labels stored so far, in force before the first window (and without a kube client,
+    // the only ones).
     let suppressions = feedback::Suppressions::default();
-    let labelled: Vec<feedback::Suppression> = store
-        .false_positives(&cfg.pipeline)
-        .await?
-        .iter()
-        .filter_map(feedback::Suppression::of)
-        .collect();
-    status.update(|s| s.feedback(labelled.len()));
-    suppressions.replace(labelled);
+    feedback_reader::reload(&store, &cfg.pipeline, &suppressions, &status).await?;
     if let Some(client) = &kube {
-        let interval =
-            helios_crds::common::parse_duration(&args.feedback_interval).map_err(|source| {
-                ConfigError::Duration {
-                    field: "HELIOS_FEEDBACK_INTERVAL",
-                    source,
-                }
-            })?;
+        let interval = config::flag_duration("HELIOS_FEEDBACK_INTERVAL", &args.feedback_interval)?;
         let reader = feedback_reader::FeedbackReader {
             api: kube::Api::namespaced(client.clone(), &cfg.id.namespace),
             name: cfg.id.name.clone(),
@@ -326,8 +310,7 @@ fn alert_sink(
         let text = secret(flag)
             .or_else(|| spec.map(|d| d.0.clone()))
             .unwrap_or_else(|| default.into());
-        helios_crds::common::parse_duration(&text)
-            .map_err(|source| ConfigError::Duration { field, source })
+        config::flag_duration(field, &text)
     };
     let resend = duration(
         "HELIOS_ALERTMANAGER_RESEND",
@@ -373,13 +356,7 @@ fn report_client(
             args.report_min_severity
         ))
     })?;
-    let cooldown =
-        helios_crds::common::parse_duration(&args.report_cooldown).map_err(|source| {
-            ConfigError::Duration {
-                field: "HELIOS_REPORT_COOLDOWN",
-                source,
-            }
-        })?;
+    let cooldown = config::flag_duration("HELIOS_REPORT_COOLDOWN", &args.report_cooldown)?;
     let target = report::ReportTarget {
         function,
         config: ReportConfig {
